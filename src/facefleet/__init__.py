@@ -1,0 +1,2 @@
+"""facefleet: face recognition for camera fleets."""
+__version__ = "0.1.0"

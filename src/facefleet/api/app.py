@@ -1,0 +1,92 @@
+"""create_app() and the lifespan that owns engines, the hot store and background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import FastAPI
+
+from facefleet import __version__
+from facefleet.api.background.flusher import Flusher
+from facefleet.api.background.loops import every
+from facefleet.api.background.reaper import Reaper
+from facefleet.api.background.recovery import rebuild_hot_store
+from facefleet.api.bootstrap import ensure_default_tenant
+from facefleet.api.cameras.router import router as cameras_router
+from facefleet.api.config import Settings
+from facefleet.api.errors import install_error_handlers
+from facefleet.api.security import PrincipalCache
+from facefleet.api.state import AppState
+from facefleet.api.storage.db.engine import create_engine, create_sessionmaker
+from facefleet.api.storage.db.migrate import upgrade
+from facefleet.api.storage.hot.base import HotStore
+from facefleet.api.storage.hot.memory import MemoryHotStore
+from facefleet.api.workers.router import router as workers_router
+
+log = logging.getLogger(__name__)
+
+
+def create_hot_store(settings: Settings) -> HotStore:
+    if settings.redis_url:
+        raise NotImplementedError("the Redis hot store is not available in this version")
+    return MemoryHotStore()
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], float] | None = None
+) -> FastAPI:
+    """The control plane; ``clock`` (wall time in seconds) is replaceable for tests."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        await upgrade(engine)
+        state = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=create_sessionmaker(engine),
+            hot=create_hot_store(settings),
+            principals=PrincipalCache(settings.auth_cache_seconds),
+            clock=clock or time.time,
+        )
+        app.state.facefleet = state
+        if settings.bootstrap_default_tenant:
+            await ensure_default_tenant(state)
+        restored = await rebuild_hot_store(state)
+        if restored:
+            log.info("restored %d live workers with %.1fs of grace", restored, settings.lease_ttl)
+        flusher = Flusher(state)
+        tasks: list[asyncio.Task[None]] = []
+        if settings.run_background:
+            tasks = [
+                asyncio.create_task(
+                    every(settings.reaper_period, Reaper(state).run_once, "reaper")
+                ),
+                asyncio.create_task(every(settings.flush_period, flusher.run_once, "flusher")),
+            ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await flusher.run_once()
+            await state.hot.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="facefleet",
+        version=__version__,
+        description="Control plane of a face-recognition camera fleet.",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    install_error_handlers(app)
+    app.include_router(workers_router)
+    app.include_router(cameras_router)
+    return app

@@ -1,0 +1,49 @@
+"""Write-behind: last_seen_at and the latest metrics of every worker that heartbeated,
+flushed in one batched statement, plus audit rows produced on the hot path."""
+
+from __future__ import annotations
+
+import logging
+
+from facefleet.api.state import AppState
+from facefleet.api.storage.db import events_repo, workers_repo
+from facefleet.api.storage.hot.base import DirtyLiveness
+from facefleet.api.workers.service import to_datetime
+
+log = logging.getLogger(__name__)
+
+
+class Flusher:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self._retry: dict[int, DirtyLiveness] = {}
+
+    async def run_once(self) -> int:
+        dirty = {d.pk: d for d in await self.state.hot.take_dirty()}
+        batch = {**self._retry, **dirty}
+        audit = self.state.audit.take()
+        if not batch and not audit:
+            return 0
+        rows = [
+            workers_repo.liveness_row(d.pk, to_datetime(d.last_seen), d.metrics)
+            for d in batch.values()
+        ]
+        try:
+            async with self.state.sessions() as session:
+                await workers_repo.flush_liveness(session, rows)
+                for entry in audit:
+                    if entry.kind == "recovered":
+                        await workers_repo.set_status(
+                            session, entry.worker_pk, "online", only_if="suspect"
+                        )
+                    events_repo.record(
+                        session, entry.tenant_id, entry.worker_pk, entry.kind, **entry.detail
+                    )
+                await session.commit()
+        except Exception:
+            log.exception("write-behind flush failed; keeping %d rows for the next one", len(rows))
+            self._retry = batch
+            self.state.audit.put_back(audit)
+            return 0
+        self._retry = {}
+        return len(rows)

@@ -1,0 +1,40 @@
+"""Start-up recovery: rebuild the hot store from the database, granting every worker that
+was live one lease TTL to heartbeat again before the reaper may declare it offline."""
+
+from __future__ import annotations
+
+from facefleet.api.state import AppState
+from facefleet.api.storage.db import leases_repo, workers_repo
+from facefleet.api.storage.hot.base import LIVE_STATUSES, LiveWorker, WorkerStatus
+
+
+async def rebuild_hot_store(state: AppState) -> int:
+    now = state.clock()
+    restored = 0
+    async with state.sessions() as session:
+        rows = await workers_repo.with_status(session, [s.value for s in LIVE_STATUSES])
+        for row in rows:
+            if await state.hot.get_worker(row.tenant_id, row.worker_id) is not None:
+                continue  # a shared hot store already knows it
+            held = await leases_repo.held_by(session, row.id)
+            status = WorkerStatus(row.status)
+            await state.hot.put_worker(
+                LiveWorker(
+                    pk=row.id,
+                    tenant_id=row.tenant_id,
+                    worker_id=row.worker_id,
+                    session_hash=row.session_hash,
+                    hostname=row.hostname,
+                    instance_id=row.instance_id,
+                    capacity=row.capacity,
+                    labels=list(row.labels),
+                    status=WorkerStatus.online if status == WorkerStatus.suspect else status,
+                    desired_state=row.desired_state,
+                    last_seen=now,
+                    deadline=now + state.settings.lease_ttl,
+                    leases={h.camera_id: h.epoch for h in held},
+                )
+            )
+            restored += 1
+        await session.commit()
+    return restored

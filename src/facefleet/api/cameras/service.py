@@ -1,0 +1,131 @@
+"""Camera CRUD per tenant. Disabling or deleting a leased camera revokes its lease."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from facefleet.api.cameras import schemas
+from facefleet.api.cameras.urls import mask_source_url
+from facefleet.api.errors import CameraNotFound, Conflict
+from facefleet.api.security import Principal
+from facefleet.api.state import AppState
+from facefleet.api.storage.db import cameras_repo, events_repo, leases_repo
+from facefleet.api.storage.db.models import Camera
+from facefleet.api.storage.hot.base import HotStore
+from facefleet.api.unit_of_work import UnitOfWork
+
+
+class CameraService:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    async def _out(self, uow: UnitOfWork, cameras: list[Camera]) -> list[schemas.CameraOut]:
+        ids = [c.id for c in cameras]
+        labels = await cameras_repo.labels_for(uow.session, ids)
+        leases = await cameras_repo.leases_for(uow.session, ids)
+        out = []
+        for c in cameras:
+            lease, holder = leases[c.id]
+            out.append(
+                schemas.CameraOut(
+                    id=c.id,
+                    name=c.name,
+                    source_url=mask_source_url(c.source_url),
+                    enabled=c.enabled,
+                    target_fps=c.target_fps,
+                    required_labels=labels[c.id],
+                    priority=c.priority,
+                    created_at=c.created_at,
+                    updated_at=c.updated_at,
+                    lease=schemas.CameraLeaseOut(
+                        worker_id=holder, epoch=lease.epoch, assigned_at=lease.assigned_at
+                    ),
+                )
+            )
+        return out
+
+    async def _get(self, uow: UnitOfWork, principal: Principal, camera_id: int) -> Camera:
+        camera = await cameras_repo.get(uow.session, principal.tenant_id, camera_id)
+        if camera is None:
+            raise CameraNotFound(f"camera {camera_id} does not exist in this tenant")
+        return camera
+
+    async def create(
+        self, uow: UnitOfWork, principal: Principal, req: schemas.CameraCreate
+    ) -> schemas.CameraOut:
+        if await cameras_repo.name_taken(uow.session, principal.tenant_id, req.name):
+            raise Conflict(f"a camera named {req.name!r} already exists")
+        camera = Camera(
+            tenant_id=principal.tenant_id,
+            name=req.name,
+            source_url=req.source_url,
+            enabled=req.enabled,
+            target_fps=req.target_fps,
+            priority=req.priority,
+        )
+        await cameras_repo.add(uow.session, camera, req.required_labels)
+        return (await self._out(uow, [camera]))[0]
+
+    async def get(self, uow: UnitOfWork, principal: Principal, camera_id: int) -> schemas.CameraOut:
+        return (await self._out(uow, [await self._get(uow, principal, camera_id)]))[0]
+
+    async def page(
+        self, uow: UnitOfWork, principal: Principal, offset: int, limit: int
+    ) -> schemas.CameraPage:
+        cameras, total = await cameras_repo.page(uow.session, principal.tenant_id, offset, limit)
+        return schemas.CameraPage(
+            items=await self._out(uow, cameras), total=total, offset=offset, limit=limit
+        )
+
+    async def update(
+        self, uow: UnitOfWork, principal: Principal, camera_id: int, req: schemas.CameraUpdate
+    ) -> schemas.CameraOut:
+        camera = await self._get(uow, principal, camera_id)
+        changes = req.model_dump(exclude_unset=True)
+        if "name" in changes and await cameras_repo.name_taken(
+            uow.session, principal.tenant_id, changes["name"], except_id=camera.id
+        ):
+            raise Conflict(f"a camera named {changes['name']!r} already exists")
+        labels = changes.pop("required_labels", None)
+        for field, value in changes.items():
+            if value is not None:
+                setattr(camera, field, value)
+        camera.updated_at = datetime.now(UTC)
+        if labels is not None:
+            await cameras_repo.set_labels(uow.session, camera.id, labels)
+        if not camera.enabled or "source_url" in changes:
+            await self._revoke(uow, principal, camera.id, "camera disabled or changed")
+        await uow.session.flush()
+        return (await self._out(uow, [camera]))[0]
+
+    async def delete(self, uow: UnitOfWork, principal: Principal, camera_id: int) -> None:
+        camera = await self._get(uow, principal, camera_id)
+        await self._revoke(uow, principal, camera.id, "camera deleted")
+        await cameras_repo.delete_camera(uow.session, camera)
+
+    async def _revoke(
+        self, uow: UnitOfWork, principal: Principal, camera_id: int, reason: str
+    ) -> None:
+        lease = await leases_repo.lease_of(uow.session, camera_id)
+        if lease is None or lease.worker_pk is None:
+            return
+        holder_pk, epoch = lease.worker_pk, lease.epoch
+        await leases_repo.release(uow.session, camera_id, holder_pk, epoch, datetime.now(UTC))
+        events_repo.record(
+            uow.session,
+            principal.tenant_id,
+            holder_pk,
+            "camera_released",
+            camera_id=camera_id,
+            epoch=epoch,
+            reason=reason,
+        )
+        holder = await uow.session.get(leases_repo.Worker, holder_pk)
+        hot: HotStore = self.state.hot
+        if holder is not None:
+            worker_id = holder.worker_id
+
+            async def publish() -> None:
+                await hot.drop_lease(principal.tenant_id, worker_id, camera_id)
+
+            uow.after_commit(publish)

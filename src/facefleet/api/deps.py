@@ -1,0 +1,99 @@
+"""Annotated dependency aliases shared by the routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from facefleet.api.errors import Forbidden, ServiceUnavailable, Unauthorized
+from facefleet.api.security import Principal, Role, hash_secret
+from facefleet.api.state import AppState
+from facefleet.api.tenants.service import principal_for_key
+from facefleet.api.unit_of_work import UnitOfWork
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.facefleet
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+async def get_uow(state: State) -> AsyncIterator[UnitOfWork]:
+    async with state.sessions() as session:
+        uow = UnitOfWork(session)
+        try:
+            yield uow
+        except BaseException:
+            await uow.rollback()
+            raise
+        try:
+            await uow.commit()
+        except (OperationalError, DBAPIError) as exc:
+            raise ServiceUnavailable(f"database unavailable: {type(exc.orig).__name__}") from exc
+
+
+# scope="function": the commit happens before the response is sent, so a client is never
+# told "done" about a write that then fails.
+Uow = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
+
+
+async def get_principal(
+    state: State,
+    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+) -> Principal:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise Unauthorized(
+            "missing API key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    key = authorization[7:].strip()
+    key_hash = hash_secret(key)
+    principal = state.principals.get(key_hash)
+    if principal is None:
+        try:
+            async with state.sessions() as session:
+                principal = await principal_for_key(session, key)
+        except (OperationalError, DBAPIError) as exc:
+            raise ServiceUnavailable("database unavailable: cannot verify the API key") from exc
+        if principal is None:
+            raise Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        state.principals.put(key_hash, principal)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_reader(principal: CurrentPrincipal) -> Principal:
+    if not principal.can_read:
+        raise Forbidden(f"a {principal.role.value} key cannot read this resource")
+    return principal
+
+
+def require_admin(principal: CurrentPrincipal) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden(f"this operation needs an admin key, not a {principal.role.value} key")
+    return principal
+
+
+def require_worker_or_admin(principal: CurrentPrincipal) -> Principal:
+    if principal.role not in (Role.worker, Role.admin):
+        raise Forbidden("this operation needs a worker or admin key")
+    return principal
+
+
+Reader = Annotated[Principal, Depends(require_reader)]
+Admin = Annotated[Principal, Depends(require_admin)]
+WorkerOrAdmin = Annotated[Principal, Depends(require_worker_or_admin)]
+WorkerSession = Annotated[
+    str | None,
+    Header(
+        alias="X-Worker-Session",
+        description="Session token returned by registration; required with a worker key.",
+    ),
+]

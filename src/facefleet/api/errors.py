@@ -1,0 +1,120 @@
+"""One error base class and one handler: every expected failure renders as
+``{"error": "<Name>", "detail": "..."}`` with its own status code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class FacefleetError(Exception):
+    status_code: int = 400
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+
+
+class Unauthorized(FacefleetError):
+    status_code = 401
+
+
+class Forbidden(FacefleetError):
+    status_code = 403
+
+
+class NotFound(FacefleetError):
+    status_code = 404
+
+
+class WorkerNotFound(NotFound):
+    pass
+
+
+class CameraNotFound(NotFound):
+    pass
+
+
+class Conflict(FacefleetError):
+    status_code = 409
+
+
+class WorkerIdInUse(Conflict):
+    pass
+
+
+class StaleEpoch(Conflict):
+    pass
+
+
+class PayloadTooLarge(FacefleetError):
+    status_code = 413
+
+
+class ServiceUnavailable(FacefleetError):
+    status_code = 503
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="The error's name, e.g. WorkerNotFound.")
+    detail: Any = Field(description="What went wrong and what to do about it.")
+
+
+def error_responses(*errors: type[FacefleetError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route: its expected errors plus 401 and 422."""
+    out: dict[int | str, dict[str, Any]] = {
+        401: {"model": ErrorOut, "description": "Unauthorized"},
+        422: {"model": ErrorOut, "description": "ValidationError"},
+    }
+    for err in errors:
+        out[err.status_code] = {"model": ErrorOut, "description": err.__name__}
+    return out
+
+
+def error_body(name: str, detail: Any, **extra: Any) -> dict[str, Any]:
+    return {"error": name, "detail": detail, **extra}
+
+
+async def _facefleet_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FacefleetError)
+    return JSONResponse(
+        error_body(type(exc).__name__, exc.detail, **exc.extra),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = [
+        {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return JSONResponse(
+        error_body("ValidationError", summary or "invalid request", fields=fields),
+        status_code=422,
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    names = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}
+    return JSONResponse(
+        error_body(names.get(exc.status_code, "HTTPError"), exc.detail),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(FacefleetError, _facefleet_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

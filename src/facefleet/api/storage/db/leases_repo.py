@@ -1,0 +1,152 @@
+"""Camera leases: the exclusive assignment and its release, each inside the caller's
+transaction. The lease row changes owner only through these functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, case, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from facefleet.api.storage.db.models import Camera, CameraLease, CameraRequiredLabel, Worker
+
+__all__ = ["HeldLease", "Worker"]
+
+
+@dataclass(frozen=True)
+class HeldLease:
+    camera_id: int
+    epoch: int
+
+
+async def lock_worker(session: AsyncSession, worker_pk: int) -> Worker | None:
+    """The worker row, locked so one worker's concurrent requests cannot exceed its capacity.
+
+    On PostgreSQL this is a row lock; on SQLite the whole transaction already holds the write
+    lock (BEGIN IMMEDIATE).
+    """
+    return await session.scalar(select(Worker).where(Worker.id == worker_pk).with_for_update())
+
+
+async def held_by(session: AsyncSession, worker_pk: int) -> list[HeldLease]:
+    rows = await session.execute(
+        select(CameraLease.camera_id, CameraLease.epoch)
+        .where(CameraLease.worker_pk == worker_pk)
+        .order_by(CameraLease.camera_id)
+    )
+    return [HeldLease(camera_id, epoch) for camera_id, epoch in rows]
+
+
+async def claim_free_camera(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    worker_pk: int,
+    worker_labels: Sequence[str],
+    now: datetime,
+) -> tuple[Camera, int] | None:
+    """Take the best free camera for this worker and return it with its new epoch.
+
+    Order: the camera this worker held last (sticky), then priority, then the one waiting
+    longest. Rows another transaction is assigning are skipped, not waited for.
+    """
+    missing_label = exists().where(
+        CameraRequiredLabel.camera_id == Camera.id,
+        CameraRequiredLabel.label.not_in(list(worker_labels)),
+    )
+    candidate = (
+        select(CameraLease)
+        .join(Camera, Camera.id == CameraLease.camera_id)
+        .where(
+            Camera.tenant_id == tenant_id,
+            Camera.enabled.is_(True),
+            CameraLease.worker_pk.is_(None),
+            ~missing_label,
+        )
+        .order_by(
+            case((CameraLease.last_worker_pk == worker_pk, 0), else_=1),
+            Camera.priority.desc(),
+            CameraLease.waiting_since,
+            Camera.id,
+        )
+        .limit(1)
+        .with_for_update(skip_locked=True, of=CameraLease)
+    )
+    lease = await session.scalar(candidate)
+    if lease is None:
+        return None
+    new_epoch = lease.epoch + 1
+    # The guard on worker_pk IS NULL makes the claim a compare-and-set even if a row lock
+    # was not taken (SQLite serializes whole transactions instead).
+    result = await session.execute(
+        update(CameraLease)
+        .where(CameraLease.camera_id == lease.camera_id, CameraLease.worker_pk.is_(None))
+        .values(
+            worker_pk=worker_pk,
+            epoch=new_epoch,
+            assigned_at=now,
+            last_worker_pk=worker_pk,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return None
+    camera = await session.get_one(Camera, lease.camera_id)
+    return camera, new_epoch
+
+
+async def release(
+    session: AsyncSession, camera_id: int, worker_pk: int, epoch: int | None, now: datetime
+) -> bool:
+    """Release one lease if this worker holds it (at this epoch, when given)."""
+    conditions = [CameraLease.camera_id == camera_id, CameraLease.worker_pk == worker_pk]
+    if epoch is not None:
+        conditions.append(CameraLease.epoch == epoch)
+    result = await session.execute(
+        update(CameraLease)
+        .where(and_(*conditions))
+        .values(worker_pk=None, waiting_since=now)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(result, "rowcount", 0) == 1
+
+
+async def release_all(session: AsyncSession, worker_pk: int, now: datetime) -> list[HeldLease]:
+    held = await held_by(session, worker_pk)
+    if held:
+        await session.execute(
+            update(CameraLease)
+            .where(CameraLease.worker_pk == worker_pk)
+            .values(worker_pk=None, waiting_since=now)
+            .execution_options(synchronize_session=False)
+        )
+    return held
+
+
+async def lease_of(session: AsyncSession, camera_id: int) -> CameraLease | None:
+    return await session.scalar(select(CameraLease).where(CameraLease.camera_id == camera_id))
+
+
+async def held_with_cameras(
+    session: AsyncSession, worker_pk: int
+) -> list[tuple[Camera, CameraLease]]:
+    rows = await session.execute(
+        select(Camera, CameraLease)
+        .join(CameraLease, CameraLease.camera_id == Camera.id)
+        .where(CameraLease.worker_pk == worker_pk)
+        .order_by(Camera.id)
+    )
+    return [(camera, lease) for camera, lease in rows]
+
+
+async def count_held(session: AsyncSession, worker_pks: Sequence[int]) -> dict[int, int]:
+    if not worker_pks:
+        return {}
+    rows = await session.execute(
+        select(CameraLease.worker_pk, func.count())
+        .where(CameraLease.worker_pk.in_(list(worker_pks)))
+        .group_by(CameraLease.worker_pk)
+    )
+    return {pk: n for pk, n in rows if pk is not None}

@@ -1,0 +1,60 @@
+"""Worker registrations: the durable half of a worker's record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from facefleet.api.storage.db.models import Worker
+
+
+async def get(session: AsyncSession, tenant_id: str, worker_id: str) -> Worker | None:
+    return await session.scalar(
+        select(Worker).where(Worker.tenant_id == tenant_id, Worker.worker_id == worker_id)
+    )
+
+
+async def get_for_update(session: AsyncSession, tenant_id: str, worker_id: str) -> Worker | None:
+    return await session.scalar(
+        select(Worker)
+        .where(Worker.tenant_id == tenant_id, Worker.worker_id == worker_id)
+        .with_for_update()
+    )
+
+
+async def for_tenant(session: AsyncSession, tenant_id: str) -> list[Worker]:
+    rows = await session.scalars(
+        select(Worker).where(Worker.tenant_id == tenant_id).order_by(Worker.worker_id)
+    )
+    return list(rows.all())
+
+
+async def with_status(session: AsyncSession, statuses: Iterable[str]) -> list[Worker]:
+    rows = await session.scalars(select(Worker).where(Worker.status.in_(list(statuses))))
+    return list(rows.all())
+
+
+async def set_status(
+    session: AsyncSession, worker_pk: int, status: str, *, only_if: str | None = None
+) -> bool:
+    query = update(Worker).where(Worker.id == worker_pk)
+    if only_if is not None:
+        query = query.where(Worker.status == only_if)
+    result = await session.execute(
+        query.values(status=status).execution_options(synchronize_session=False)
+    )
+    return getattr(result, "rowcount", 0) == 1
+
+
+async def flush_liveness(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany UPDATE for every dirty worker's last_seen_at and metrics."""
+    if rows:
+        await session.execute(update(Worker), list(rows))
+
+
+def liveness_row(worker_pk: int, last_seen: datetime, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {"id": worker_pk, "last_seen_at": last_seen, "metrics": metrics}

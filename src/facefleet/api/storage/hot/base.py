@@ -1,0 +1,140 @@
+"""The hot store: liveness that changes every few seconds and must cost no disk write.
+
+The protocol is narrow on purpose: every method is one atomic step, so a Redis version can
+implement each as one script without the services noticing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class WorkerStatus(StrEnum):
+    online = "online"
+    suspect = "suspect"
+    draining = "draining"
+    stopping = "stopping"
+    offline = "offline"
+    deregistered = "deregistered"
+
+
+LIVE_STATUSES = frozenset(
+    {WorkerStatus.online, WorkerStatus.suspect, WorkerStatus.draining, WorkerStatus.stopping}
+)
+
+
+@dataclass
+class LiveWorker:
+    pk: int
+    tenant_id: str
+    worker_id: str
+    session_hash: str
+    hostname: str
+    instance_id: str
+    capacity: int
+    labels: list[str]
+    status: WorkerStatus
+    desired_state: str
+    last_seen: float
+    deadline: float
+    leases: dict[int, int] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return worker_key(self.tenant_id, self.worker_id)
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+
+class SessionMismatch(Exception):
+    """A heartbeat carried a session token other than the worker's current one."""
+
+
+def worker_key(tenant_id: str, worker_id: str) -> str:
+    return f"{tenant_id}/{worker_id}"
+
+
+@dataclass(frozen=True)
+class HeartbeatOutcome:
+    worker: LiveWorker
+    recovered: bool  # was suspect, is online again
+    pending: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class DirtyLiveness:
+    pk: int
+    last_seen: float
+    status: WorkerStatus
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    suspect: list[LiveWorker]
+    expired: list[LiveWorker]
+
+
+class HotStore(Protocol):
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def put_worker(self, worker: LiveWorker) -> None:
+        """Insert or replace a worker's live record (registration, recovery)."""
+
+    async def get_worker(self, tenant_id: str, worker_id: str) -> LiveWorker | None: ...
+
+    async def list_workers(self, tenant_id: str | None = None) -> list[LiveWorker]: ...
+
+    async def remove_worker(self, tenant_id: str, worker_id: str) -> None: ...
+
+    async def heartbeat(
+        self,
+        tenant_id: str,
+        worker_id: str,
+        *,
+        now: float,
+        ttl: float,
+        metrics: dict[str, Any] | None,
+        session_hash: str | None = None,
+    ) -> HeartbeatOutcome | None:
+        """Renew liveness and leases; None when the worker is unknown or no longer live.
+
+        With ``session_hash`` the renewal happens only for that session (else SessionMismatch).
+        """
+
+    async def set_status(
+        self,
+        tenant_id: str,
+        worker_id: str,
+        status: WorkerStatus,
+        desired_state: str | None = None,
+    ) -> LiveWorker | None: ...
+
+    async def add_lease(
+        self, tenant_id: str, worker_id: str, camera_id: int, epoch: int
+    ) -> None: ...
+
+    async def drop_lease(self, tenant_id: str, worker_id: str, camera_id: int) -> None: ...
+
+    async def push_pending(self, tenant_id: str, worker_id: str, item: dict[str, Any]) -> None: ...
+
+    async def sweep(self, *, now: float, suspect_after: float) -> SweepResult:
+        """Mark silent workers suspect and expired ones offline, atomically, and return them.
+
+        An expired worker keeps its lease map until ``drop_lease`` is called for each lease
+        after the database released it, so a failed release is retried on the next sweep.
+        """
+
+    async def offline_with_leases(self) -> list[LiveWorker]: ...
+
+    async def take_dirty(self) -> list[DirtyLiveness]:
+        """Liveness changed since the last call (for the write-behind flush)."""
+
+    async def heartbeat_rate(self, *, now: float, window: float = 10.0) -> float: ...

@@ -1,0 +1,161 @@
+"""In-process hot store for the embedded single-replica mode.
+
+Every method runs without awaiting anything, so each is atomic on the event loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import deque
+from typing import Any
+
+from facefleet.api.storage.hot.base import (
+    LIVE_STATUSES,
+    DirtyLiveness,
+    HeartbeatOutcome,
+    LiveWorker,
+    SessionMismatch,
+    SweepResult,
+    WorkerStatus,
+    worker_key,
+)
+
+_RATE_BUCKETS = 64
+
+
+class MemoryHotStore:
+    def __init__(self) -> None:
+        self._workers: dict[str, LiveWorker] = {}
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._dirty: set[str] = set()
+        # (second, count) buckets for the heartbeat rate.
+        self._rate: deque[list[int]] = deque(maxlen=_RATE_BUCKETS)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def put_worker(self, worker: LiveWorker) -> None:
+        self._workers[worker.key] = copy.deepcopy(worker)
+
+    async def get_worker(self, tenant_id: str, worker_id: str) -> LiveWorker | None:
+        worker = self._workers.get(worker_key(tenant_id, worker_id))
+        return copy.deepcopy(worker) if worker else None
+
+    async def list_workers(self, tenant_id: str | None = None) -> list[LiveWorker]:
+        return [
+            copy.deepcopy(w)
+            for w in self._workers.values()
+            if tenant_id is None or w.tenant_id == tenant_id
+        ]
+
+    async def remove_worker(self, tenant_id: str, worker_id: str) -> None:
+        key = worker_key(tenant_id, worker_id)
+        self._workers.pop(key, None)
+        self._pending.pop(key, None)
+        self._dirty.discard(key)
+
+    async def heartbeat(
+        self,
+        tenant_id: str,
+        worker_id: str,
+        *,
+        now: float,
+        ttl: float,
+        metrics: dict[str, Any] | None,
+        session_hash: str | None = None,
+    ) -> HeartbeatOutcome | None:
+        key = worker_key(tenant_id, worker_id)
+        worker = self._workers.get(key)
+        if worker is None or worker.status not in LIVE_STATUSES:
+            return None
+        if session_hash is not None and session_hash != worker.session_hash:
+            raise SessionMismatch(worker_id)
+        recovered = worker.status == WorkerStatus.suspect
+        if recovered:
+            worker.status = WorkerStatus.online
+        worker.last_seen = now
+        worker.deadline = max(worker.deadline, now + ttl)
+        if metrics is not None:
+            worker.metrics = metrics
+        self._dirty.add(key)
+        self._count(now)
+        pending = self._pending.pop(key, [])
+        return HeartbeatOutcome(copy.deepcopy(worker), recovered, pending)
+
+    def _count(self, now: float) -> None:
+        second = math.floor(now)
+        if self._rate and self._rate[-1][0] == second:
+            self._rate[-1][1] += 1
+        else:
+            self._rate.append([second, 1])
+
+    async def set_status(
+        self,
+        tenant_id: str,
+        worker_id: str,
+        status: WorkerStatus,
+        desired_state: str | None = None,
+    ) -> LiveWorker | None:
+        worker = self._workers.get(worker_key(tenant_id, worker_id))
+        if worker is None:
+            return None
+        worker.status = status
+        if desired_state is not None:
+            worker.desired_state = desired_state
+        self._dirty.add(worker.key)
+        return copy.deepcopy(worker)
+
+    async def add_lease(self, tenant_id: str, worker_id: str, camera_id: int, epoch: int) -> None:
+        worker = self._workers.get(worker_key(tenant_id, worker_id))
+        if worker is not None:
+            worker.leases[camera_id] = epoch
+
+    async def drop_lease(self, tenant_id: str, worker_id: str, camera_id: int) -> None:
+        worker = self._workers.get(worker_key(tenant_id, worker_id))
+        if worker is not None:
+            worker.leases.pop(camera_id, None)
+
+    async def push_pending(self, tenant_id: str, worker_id: str, item: dict[str, Any]) -> None:
+        self._pending.setdefault(worker_key(tenant_id, worker_id), []).append(item)
+
+    async def sweep(self, *, now: float, suspect_after: float) -> SweepResult:
+        suspect: list[LiveWorker] = []
+        expired: list[LiveWorker] = []
+        for worker in self._workers.values():
+            if worker.status not in LIVE_STATUSES:
+                continue
+            if now >= worker.deadline:
+                worker.status = WorkerStatus.offline
+                self._dirty.add(worker.key)
+                expired.append(copy.deepcopy(worker))
+            elif worker.status == WorkerStatus.online and now - worker.last_seen >= suspect_after:
+                worker.status = WorkerStatus.suspect
+                self._dirty.add(worker.key)
+                suspect.append(copy.deepcopy(worker))
+        return SweepResult(suspect, expired)
+
+    async def offline_with_leases(self) -> list[LiveWorker]:
+        return [
+            copy.deepcopy(w)
+            for w in self._workers.values()
+            if w.status == WorkerStatus.offline and w.leases
+        ]
+
+    async def take_dirty(self) -> list[DirtyLiveness]:
+        dirty = [
+            DirtyLiveness(w.pk, w.last_seen, w.status, dict(w.metrics))
+            for key in self._dirty
+            if (w := self._workers.get(key)) is not None
+        ]
+        self._dirty.clear()
+        return dirty
+
+    async def heartbeat_rate(self, *, now: float, window: float = 10.0) -> float:
+        start = math.floor(now - window)
+        end = math.floor(now)
+        total = sum(count for second, count in self._rate if start <= second < end)
+        return total / window

@@ -1,0 +1,75 @@
+"""Tenants and their API keys."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from facefleet.api.errors import Conflict, FacefleetError
+from facefleet.api.security import Principal, Role, hash_secret, key_prefix, new_key
+from facefleet.api.storage.db.models import ApiKey, Tenant
+
+TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class InvalidTenantName(FacefleetError):
+    status_code = 422
+
+
+@dataclass(frozen=True)
+class CreatedTenant:
+    id: str
+    name: str
+    keys: dict[Role, str]
+
+
+async def create_tenant(session: AsyncSession, name: str) -> CreatedTenant:
+    if not TENANT_NAME.match(name):
+        raise InvalidTenantName(
+            "tenant name must be 1-64 characters of letters, digits, '.', '_' or '-'"
+        )
+    if await session.scalar(select(Tenant.id).where(Tenant.name == name)):
+        raise Conflict(f"tenant {name!r} already exists")
+    tenant = Tenant(id=uuid.uuid4().hex, name=name)
+    session.add(tenant)
+    await session.flush()
+    keys: dict[Role, str] = {}
+    for role in Role:
+        keys[role] = await add_key(session, tenant.id, role)
+    return CreatedTenant(tenant.id, name, keys)
+
+
+async def add_key(session: AsyncSession, tenant_id: str, role: Role, label: str = "") -> str:
+    key = new_key(role)
+    session.add(
+        ApiKey(
+            tenant_id=tenant_id,
+            role=role.value,
+            key_hash=hash_secret(key),
+            key_prefix=key_prefix(key),
+            label=label or role.value,
+        )
+    )
+    await session.flush()
+    return key
+
+
+async def principal_for_key(session: AsyncSession, key: str) -> Principal | None:
+    row = await session.scalar(
+        select(ApiKey).where(ApiKey.key_hash == hash_secret(key), ApiKey.revoked_at.is_(None))
+    )
+    if row is None:
+        return None
+    return Principal(tenant_id=row.tenant_id, role=Role(row.role), key_id=row.id)
+
+
+async def tenant_by_name(session: AsyncSession, name: str) -> Tenant | None:
+    return await session.scalar(select(Tenant).where(Tenant.name == name))
+
+
+async def any_tenant(session: AsyncSession) -> bool:
+    return (await session.scalar(select(Tenant.id).limit(1))) is not None

@@ -1,0 +1,119 @@
+"""Camera assignment: exclusive leases with a fencing epoch, one transaction each."""
+
+from __future__ import annotations
+
+from facefleet.api.errors import StaleEpoch
+from facefleet.api.security import Principal
+from facefleet.api.storage.db import events_repo, leases_repo
+from facefleet.api.storage.db.models import Camera
+from facefleet.api.storage.hot.base import WorkerStatus
+from facefleet.api.unit_of_work import UnitOfWork
+from facefleet.api.workers import schemas
+from facefleet.api.workers.service import WorkerService, not_registered, to_datetime
+
+
+def assignment_of(camera: Camera, epoch: int, lease_ttl: float) -> schemas.Assignment:
+    return schemas.Assignment(
+        camera_id=camera.id,
+        name=camera.name,
+        source_url=camera.source_url,
+        target_fps=camera.target_fps,
+        epoch=epoch,
+        lease_ttl=lease_ttl,
+    )
+
+
+class AssignmentService(WorkerService):
+    def _nothing(self, reason: str) -> schemas.CameraRequestResponse:
+        return schemas.CameraRequestResponse(
+            assignment=None, retry_after=self.settings.retry_after, reason=reason
+        )
+
+    async def request_camera(
+        self, uow: UnitOfWork, principal: Principal, worker_id: str, session_token: str | None
+    ) -> schemas.CameraRequestResponse:
+        live = await self.live_worker(principal, worker_id, session_token)
+        if live.status in (WorkerStatus.draining, WorkerStatus.stopping):
+            return self._nothing(f"worker is {live.status.value}: it takes no new cameras")
+        session = uow.session
+        row = await leases_repo.lock_worker(session, live.pk)
+        if row is None:
+            raise not_registered(worker_id)
+        held = await leases_repo.held_by(session, live.pk)
+        if len(held) >= live.capacity:
+            return self._nothing(f"worker is at capacity ({live.capacity} camera(s))")
+        now = self.state.clock()
+        claimed = await leases_repo.claim_free_camera(
+            session,
+            tenant_id=principal.tenant_id,
+            worker_pk=live.pk,
+            worker_labels=live.labels,
+            now=to_datetime(now),
+        )
+        if claimed is None:
+            return self._nothing("no free camera matches this worker")
+        camera, epoch = claimed
+        events_repo.record(
+            session,
+            principal.tenant_id,
+            live.pk,
+            "camera_assigned",
+            camera_id=camera.id,
+            epoch=epoch,
+        )
+
+        async def publish() -> None:
+            await self.hot.add_lease(principal.tenant_id, worker_id, camera.id, epoch)
+
+        uow.after_commit(publish)
+        return schemas.CameraRequestResponse(
+            assignment=assignment_of(camera, epoch, self.settings.lease_ttl)
+        )
+
+    async def current(
+        self, uow: UnitOfWork, principal: Principal, worker_id: str, session_token: str | None
+    ) -> schemas.CurrentAssignments:
+        live = await self.live_worker(principal, worker_id, session_token)
+        rows = await leases_repo.held_with_cameras(uow.session, live.pk)
+        return schemas.CurrentAssignments(
+            worker_id=worker_id,
+            assignments=[
+                assignment_of(camera, lease.epoch, self.settings.lease_ttl)
+                for camera, lease in rows
+            ],
+        )
+
+    async def release(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        worker_id: str,
+        session_token: str | None,
+        req: schemas.ReleaseRequest,
+    ) -> schemas.ReleaseResponse:
+        live = await self.live_worker(principal, worker_id, session_token)
+        session = uow.session
+        now = to_datetime(self.state.clock())
+        if not await leases_repo.release(session, req.camera_id, live.pk, req.epoch, now):
+            lease = await leases_repo.lease_of(session, req.camera_id)
+            current = "none" if lease is None else str(lease.epoch)
+            raise StaleEpoch(
+                f"worker {worker_id!r} does not hold camera {req.camera_id} at epoch {req.epoch} "
+                f"(current epoch {current}); stop processing it",
+                camera_id=req.camera_id,
+            )
+        events_repo.record(
+            session,
+            principal.tenant_id,
+            live.pk,
+            "camera_released",
+            camera_id=req.camera_id,
+            epoch=req.epoch,
+            reason="released by worker",
+        )
+
+        async def publish() -> None:
+            await self.hot.drop_lease(principal.tenant_id, worker_id, req.camera_id)
+
+        uow.after_commit(publish)
+        return schemas.ReleaseResponse(released=True, camera_id=req.camera_id, epoch=req.epoch)

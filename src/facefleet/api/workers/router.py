@@ -1,0 +1,169 @@
+"""The consolidated worker API: every worker operation under /v1/workers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from facefleet.api.background.reaper import Reaper
+from facefleet.api.deps import Admin, Reader, State, Uow, WorkerOrAdmin, WorkerSession
+from facefleet.api.errors import Conflict, Forbidden, NotFound
+from facefleet.api.errors import error_responses as _errors
+from facefleet.api.storage.hot.base import WorkerStatus
+from facefleet.api.workers import schemas
+from facefleet.api.workers.assignment import AssignmentService
+from facefleet.api.workers.queries import WorkerQueries
+from facefleet.api.workers.service import WorkerService
+
+WorkerPath = Annotated[str, schemas.WORKER_ID_PATH]
+
+
+router = APIRouter(prefix="/v1/workers", tags=["workers"])
+
+
+@router.post(
+    "/register",
+    response_model=schemas.RegisterResponse,
+    responses=_errors(Forbidden, Conflict),
+    summary="Register a worker (idempotent on worker_id)",
+)
+async def register(
+    body: schemas.RegisterRequest, principal: WorkerOrAdmin, state: State, uow: Uow
+) -> schemas.RegisterResponse:
+    return await WorkerService(state).register(uow, principal, body)
+
+
+@router.get("", response_model=schemas.WorkerPage, responses=_errors(Forbidden))
+async def list_workers(
+    principal: Reader,
+    state: State,
+    uow: Uow,
+    status: WorkerStatus | None = None,
+    label: str | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> schemas.WorkerPage:
+    return await WorkerQueries(state).list(
+        uow.session, principal, status=status, label=label, offset=offset, limit=limit
+    )
+
+
+@router.get("/stats", response_model=schemas.WorkerStats, responses=_errors(Forbidden))
+async def stats(principal: Reader, state: State, uow: Uow) -> schemas.WorkerStats:
+    return await WorkerQueries(state).stats(uow.session, principal)
+
+
+@router.post(
+    "/cleanup",
+    response_model=schemas.CleanupResponse,
+    responses=_errors(Forbidden),
+    summary="Run the reaper's pass now (or only report what it would change)",
+)
+async def cleanup(principal: Admin, state: State, dry_run: bool = False) -> schemas.CleanupResponse:
+    reaper = Reaper(state)
+    found = await reaper.dry_run(principal.tenant_id) if dry_run else await reaper.run_once()
+    return schemas.CleanupResponse(
+        dry_run=dry_run,
+        changes=[
+            schemas.CleanupChange(
+                worker_id=t.worker_id,
+                from_status=t.from_status,
+                to_status=t.to_status,
+                released_cameras=t.released_cameras,
+            )
+            for t in found
+            if t.tenant_id == principal.tenant_id
+        ],
+    )
+
+
+@router.get(
+    "/{worker_id}", response_model=schemas.WorkerDetail, responses=_errors(Forbidden, NotFound)
+)
+async def get_worker(
+    worker_id: WorkerPath, principal: Reader, state: State, uow: Uow
+) -> schemas.WorkerDetail:
+    return await WorkerQueries(state).get(uow.session, principal, worker_id)
+
+
+@router.delete(
+    "/{worker_id}",
+    response_model=schemas.DeregisterResponse,
+    responses=_errors(Forbidden, NotFound),
+    summary="Deregister a worker and release its cameras",
+)
+async def deregister(
+    worker_id: WorkerPath,
+    principal: WorkerOrAdmin,
+    state: State,
+    uow: Uow,
+    session_token: WorkerSession = None,
+) -> schemas.DeregisterResponse:
+    return await WorkerService(state).deregister(uow, principal, worker_id, session_token)
+
+
+@router.post(
+    "/{worker_id}/heartbeat",
+    response_model=schemas.HeartbeatResponse,
+    responses=_errors(Forbidden, NotFound),
+    summary="Renew liveness and leases; learn what to do next",
+)
+async def heartbeat(
+    worker_id: WorkerPath,
+    principal: WorkerOrAdmin,
+    state: State,
+    body: schemas.HeartbeatRequest | None = None,
+    session_token: WorkerSession = None,
+) -> schemas.HeartbeatResponse:
+    return await WorkerService(state).heartbeat(
+        principal, worker_id, session_token, body or schemas.HeartbeatRequest()
+    )
+
+
+@router.post(
+    "/{worker_id}/camera/request",
+    response_model=schemas.CameraRequestResponse,
+    responses=_errors(Forbidden, NotFound),
+    summary="Ask for a camera; 200 with no assignment and retry_after when none is free",
+)
+async def request_camera(
+    worker_id: WorkerPath,
+    principal: WorkerOrAdmin,
+    state: State,
+    uow: Uow,
+    session_token: WorkerSession = None,
+) -> schemas.CameraRequestResponse:
+    return await AssignmentService(state).request_camera(uow, principal, worker_id, session_token)
+
+
+@router.get(
+    "/{worker_id}/camera",
+    response_model=schemas.CurrentAssignments,
+    responses=_errors(Forbidden, NotFound),
+)
+async def current_camera(
+    worker_id: WorkerPath,
+    principal: WorkerOrAdmin,
+    state: State,
+    uow: Uow,
+    session_token: WorkerSession = None,
+) -> schemas.CurrentAssignments:
+    return await AssignmentService(state).current(uow, principal, worker_id, session_token)
+
+
+@router.post(
+    "/{worker_id}/camera/release",
+    response_model=schemas.ReleaseResponse,
+    responses=_errors(Forbidden, NotFound, Conflict),
+    summary="Give a camera back (409 when the epoch is stale)",
+)
+async def release_camera(
+    worker_id: WorkerPath,
+    body: schemas.ReleaseRequest,
+    principal: WorkerOrAdmin,
+    state: State,
+    uow: Uow,
+    session_token: WorkerSession = None,
+) -> schemas.ReleaseResponse:
+    return await AssignmentService(state).release(uow, principal, worker_id, session_token, body)

@@ -1,0 +1,265 @@
+"""WorkerService: every worker operation, on the hybrid storage.
+
+Ownership changes are written to the database and, once committed, to the hot store
+(write-through). Heartbeats touch only the hot store; the flusher persists liveness later.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from facefleet.api.errors import Forbidden, WorkerIdInUse, WorkerNotFound
+from facefleet.api.security import Principal, Role, hash_secret, new_session_token
+from facefleet.api.state import AppState
+from facefleet.api.storage.db import events_repo, leases_repo, workers_repo
+from facefleet.api.storage.db.models import Worker
+from facefleet.api.storage.hot.base import (
+    LIVE_STATUSES,
+    LiveWorker,
+    SessionMismatch,
+    WorkerStatus,
+)
+from facefleet.api.storage.pending_audit import AuditEntry
+from facefleet.api.unit_of_work import UnitOfWork
+from facefleet.api.workers import schemas
+
+
+def to_datetime(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def not_registered(worker_id: str) -> WorkerNotFound:
+    return WorkerNotFound(
+        f"worker {worker_id!r} is not registered or was declared offline; "
+        "register again with POST /v1/workers/register"
+    )
+
+
+def lease_infos(worker: LiveWorker, now: float) -> list[schemas.LeaseInfo]:
+    valid = worker.is_live and worker.deadline > now
+    expires_in = max(0.0, worker.deadline - now)
+    return [
+        schemas.LeaseInfo(camera_id=cid, epoch=epoch, valid=valid, expires_in=expires_in)
+        for cid, epoch in sorted(worker.leases.items())
+    ]
+
+
+class WorkerService:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.hot = state.hot
+        self.settings = state.settings
+
+    # -- identity -----------------------------------------------------------------------
+
+    async def live_worker(
+        self, principal: Principal, worker_id: str, session_token: str | None
+    ) -> LiveWorker:
+        """The caller's live record; a worker key may act only with its own session."""
+        worker = await self.hot.get_worker(principal.tenant_id, worker_id)
+        if worker is None or not worker.is_live:
+            raise not_registered(worker_id)
+        self.check_session(principal, worker, session_token)
+        return worker
+
+    @staticmethod
+    def check_session(principal: Principal, worker: LiveWorker, token: str | None) -> None:
+        if principal.role != Role.worker:
+            return
+        if not token or hash_secret(token) != worker.session_hash:
+            raise Forbidden(
+                f"this worker key is not acting as {worker.worker_id!r}: send the session token "
+                "from its registration in X-Worker-Session"
+            )
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def register(
+        self, uow: UnitOfWork, principal: Principal, req: schemas.RegisterRequest
+    ) -> schemas.RegisterResponse:
+        tenant_id = principal.tenant_id
+        now = self.state.clock()
+        previous = await self.hot.get_worker(tenant_id, req.worker_id)
+        if previous is not None:
+            self._refuse_if_held(previous, req, now)
+        session = uow.session
+        row = await workers_repo.get_for_update(session, tenant_id, req.worker_id)
+        if (
+            row is not None
+            and row.instance_id != req.instance_id
+            and row.status in LIVE_STATUSES
+            and now - row.registered_at.timestamp() < self.settings.suspect_after
+        ):
+            raise WorkerIdInUse(
+                f"worker_id {req.worker_id!r} was just registered by another process on host "
+                f"{row.hostname or 'unknown'!r}",
+                retry_after=self.settings.suspect_after,
+            )
+        token = new_session_token()
+        now_dt = to_datetime(now)
+        fields = {
+            "hostname": req.hostname,
+            "instance_id": req.instance_id,
+            "session_hash": hash_secret(token),
+            "version": req.version,
+            "labels": sorted(set(req.labels)),
+            "capacity": req.capacity,
+            "status": WorkerStatus.online.value,
+            "desired_state": "run",
+            "registered_at": now_dt,
+            "last_seen_at": now_dt,
+        }
+        first = row is None
+        if row is None:
+            row = Worker(tenant_id=tenant_id, worker_id=req.worker_id, **fields)
+            session.add(row)
+            await session.flush()
+        else:
+            for name, value in fields.items():
+                setattr(row, name, value)
+        # Leases of a record the reaper already declared offline are no longer valid; any
+        # other lease still in the database survives a re-registration (restart keeps it).
+        if previous is not None and not previous.is_live:
+            for stale in await leases_repo.release_all(session, row.id, now_dt):
+                events_repo.record(
+                    session,
+                    tenant_id,
+                    row.id,
+                    "camera_released",
+                    camera_id=stale.camera_id,
+                    epoch=stale.epoch,
+                    reason="expired before re-register",
+                )
+        kept = await leases_repo.held_by(session, row.id)
+        events_repo.record(
+            session,
+            tenant_id,
+            row.id,
+            "registered" if first else "re-registered",
+            hostname=req.hostname,
+            instance_id=req.instance_id,
+            kept_cameras=[h.camera_id for h in kept],
+        )
+        live = LiveWorker(
+            pk=row.id,
+            tenant_id=tenant_id,
+            worker_id=req.worker_id,
+            session_hash=hash_secret(token),
+            hostname=req.hostname,
+            instance_id=req.instance_id,
+            capacity=req.capacity,
+            labels=list(row.labels),
+            status=WorkerStatus.online,
+            desired_state="run",
+            last_seen=now,
+            deadline=now + self.settings.lease_ttl,
+            leases={h.camera_id: h.epoch for h in kept},
+        )
+
+        async def publish() -> None:
+            await self.hot.put_worker(live)
+
+        uow.after_commit(publish)
+        return schemas.RegisterResponse(
+            worker_id=req.worker_id,
+            session_token=token,
+            status=WorkerStatus.online,
+            desired_state="run",
+            heartbeat_interval=self.settings.heartbeat_interval,
+            heartbeat_jitter=self.settings.heartbeat_jitter,
+            lease_ttl=self.settings.lease_ttl,
+            leases=lease_infos(live, now),
+        )
+
+    def _refuse_if_held(
+        self, previous: LiveWorker, req: schemas.RegisterRequest, now: float
+    ) -> None:
+        if not previous.is_live or previous.instance_id == req.instance_id:
+            return
+        silent_for = now - previous.last_seen
+        if silent_for < self.settings.suspect_after:
+            raise WorkerIdInUse(
+                f"worker_id {req.worker_id!r} is held by a live process on host "
+                f"{previous.hostname or 'unknown'!r} (last heartbeat {silent_for:.1f}s ago); "
+                "use another WORKER_ID or stop that process",
+                retry_after=round(self.settings.suspect_after - silent_for + 0.1, 2),
+                holder_hostname=previous.hostname,
+            )
+
+    async def heartbeat(
+        self,
+        principal: Principal,
+        worker_id: str,
+        session_token: str | None,
+        req: schemas.HeartbeatRequest,
+    ) -> schemas.HeartbeatResponse:
+        now = self.state.clock()
+        expected = None
+        if principal.role == Role.worker:
+            if not session_token:
+                raise Forbidden("a worker key must send its X-Worker-Session token")
+            expected = hash_secret(session_token)
+        try:
+            outcome = await self.hot.heartbeat(
+                principal.tenant_id,
+                worker_id,
+                now=now,
+                ttl=self.settings.lease_ttl,
+                metrics=req.metrics,
+                session_hash=expected,
+            )
+        except SessionMismatch as exc:
+            raise Forbidden(
+                f"this worker key is not acting as {worker_id!r}: its session token does not "
+                "match the registered one"
+            ) from exc
+        if outcome is None:
+            raise not_registered(worker_id)
+        worker = outcome.worker
+        if outcome.recovered:
+            self.state.audit.add(AuditEntry(worker.tenant_id, worker.pk, "recovered"))
+        return schemas.HeartbeatResponse(
+            status=worker.status,
+            desired_state=worker.desired_state,
+            leases=lease_infos(worker, now),
+            pending=outcome.pending,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            lease_ttl=self.settings.lease_ttl,
+            server_time=now,
+        )
+
+    async def deregister(
+        self, uow: UnitOfWork, principal: Principal, worker_id: str, session_token: str | None
+    ) -> schemas.DeregisterResponse:
+        tenant_id = principal.tenant_id
+        live = await self.hot.get_worker(tenant_id, worker_id)
+        if live is not None:
+            self.check_session(principal, live, session_token)
+        elif principal.role == Role.worker:
+            raise not_registered(worker_id)
+        session = uow.session
+        row = await workers_repo.get_for_update(session, tenant_id, worker_id)
+        if row is None:
+            raise not_registered(worker_id)
+        now_dt = to_datetime(self.state.clock())
+        released = await leases_repo.release_all(session, row.id, now_dt)
+        for held in released:
+            events_repo.record(
+                session,
+                tenant_id,
+                row.id,
+                "camera_released",
+                camera_id=held.camera_id,
+                epoch=held.epoch,
+                reason="deregistered",
+            )
+        row.status = WorkerStatus.deregistered.value
+        events_repo.record(session, tenant_id, row.id, "deregistered")
+
+        async def forget() -> None:
+            await self.hot.remove_worker(tenant_id, worker_id)
+
+        uow.after_commit(forget)
+        return schemas.DeregisterResponse(
+            worker_id=worker_id, released_cameras=[h.camera_id for h in released]
+        )

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Api, FakeClock, running_api, make_settings
+from tests.harness import Api, FakeClock, make_settings, running_api
 from tests.services import create_pg_database, drop_pg_database
 
 

@@ -132,7 +132,7 @@ async def test_restart_keeps_workers_leases_and_epochs(
         await other.register()
         got = (await other.request_camera()).json()["assignment"]
         assert got["camera_id"] in {lost["camera_id"], *[c["id"] for c in after["items"]]}
-        quit_detail = (await api.client.get("/v1/workers/quitter", headers=tenant.headers()))
+        quit_detail = await api.client.get("/v1/workers/quitter", headers=tenant.headers())
         assert quit_detail.json()["status"] == "offline"
 
 

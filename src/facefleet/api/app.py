@@ -15,6 +15,7 @@ from facefleet.api.background.flusher import Flusher
 from facefleet.api.background.loops import every
 from facefleet.api.background.reaper import Reaper
 from facefleet.api.background.recovery import rebuild_hot_store
+from facefleet.api.body_limit import BodyLimitMiddleware
 from facefleet.api.bootstrap import ensure_default_tenant
 from facefleet.api.cameras.router import router as cameras_router
 from facefleet.api.config import Settings
@@ -84,9 +85,9 @@ def create_app(
         version=__version__,
         description="Control plane of a face-recognition camera fleet.",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(workers_router)
     app.include_router(cameras_router)
     return app

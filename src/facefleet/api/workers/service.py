@@ -197,6 +197,8 @@ class WorkerService:
         expected = None
         if principal.role == Role.worker:
             if not session_token:
+                if await self.hot.get_worker(principal.tenant_id, worker_id) is None:
+                    raise not_registered(worker_id)
                 raise Forbidden("a worker key must send its X-Worker-Session token")
             expected = hash_secret(session_token)
         try:

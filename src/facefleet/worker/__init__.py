@@ -1,0 +1,1 @@
+"""The worker side of facefleet: identity and the control-plane client."""

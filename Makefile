@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/facefleet demo
+	$(BIN)/facefleet serve
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -20,15 +20,24 @@ from facefleet.api.bootstrap import ensure_default_tenant
 from facefleet.api.cameras.router import router as cameras_router
 from facefleet.api.config import Settings
 from facefleet.api.errors import install_error_handlers
+from facefleet.api.health.router import router as health_router
+from facefleet.api.observability.metrics import HttpMetricsMiddleware, Metrics
+from facefleet.api.observability.router import router as metrics_router
+from facefleet.api.realtime.events import MemoryEventBroker
+from facefleet.api.realtime.router import router as realtime_router
 from facefleet.api.security import PrincipalCache
 from facefleet.api.state import AppState
 from facefleet.api.storage.db.engine import create_engine, create_sessionmaker
 from facefleet.api.storage.db.migrate import upgrade
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.storage.hot.memory import MemoryHotStore
+from facefleet.api.workers.legacy import router as legacy_router
 from facefleet.api.workers.router import router as workers_router
 
 log = logging.getLogger(__name__)
+
+# Operators see coalesced liveness at most this often.
+DIGEST_PERIOD = 1.0
 
 
 def create_hot_store(settings: Settings) -> HotStore:
@@ -47,6 +56,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.resolved_database_url)
         await upgrade(engine)
+        metrics = Metrics()
         state = AppState(
             settings=settings,
             engine=engine,
@@ -54,6 +64,8 @@ def create_app(
             hot=create_hot_store(settings),
             principals=PrincipalCache(settings.auth_cache_seconds),
             clock=clock or time.time,
+            metrics=metrics,
+            events=MemoryEventBroker(on_drop=metrics.event_drops.inc),
         )
         app.state.facefleet = state
         if settings.bootstrap_default_tenant:
@@ -62,6 +74,10 @@ def create_app(
         if restored:
             log.info("restored %d live workers with %.1fs of grace", restored, settings.lease_ttl)
         flusher = Flusher(state)
+
+        async def publish_digest() -> None:
+            await state.digest.publish(state.clock())
+
         tasks: list[asyncio.Task[None]] = []
         if settings.run_background:
             tasks = [
@@ -69,6 +85,7 @@ def create_app(
                     every(settings.reaper_period, Reaper(state).run_once, "reaper")
                 ),
                 asyncio.create_task(every(settings.flush_period, flusher.run_once, "flusher")),
+                asyncio.create_task(every(DIGEST_PERIOD, publish_digest, "stats digest")),
             ]
         try:
             yield
@@ -88,6 +105,12 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outermost, so refused bodies and unhandled errors are timed too.
+    app.add_middleware(HttpMetricsMiddleware)
     app.include_router(workers_router)
+    app.include_router(realtime_router)
     app.include_router(cameras_router)
+    app.include_router(legacy_router)
+    app.include_router(health_router)
+    app.include_router(metrics_router)
     return app

@@ -51,17 +51,24 @@ async def get_principal(
             "missing API key: send 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    key = authorization[7:].strip()
+    principal = await resolve_key(state, authorization[7:].strip())
+    if principal is None:
+        raise Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+async def resolve_key(state: AppState, key: str) -> Principal | None:
+    """The principal of an API key, from the cache or the database."""
     key_hash = hash_secret(key)
     principal = state.principals.get(key_hash)
-    if principal is None:
-        try:
-            async with state.sessions() as session:
-                principal = await principal_for_key(session, key)
-        except (OperationalError, DBAPIError) as exc:
-            raise ServiceUnavailable("database unavailable: cannot verify the API key") from exc
-        if principal is None:
-            raise Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    if principal is not None:
+        return principal
+    try:
+        async with state.sessions() as session:
+            principal = await principal_for_key(session, key)
+    except (OperationalError, DBAPIError) as exc:
+        raise ServiceUnavailable("database unavailable: cannot verify the API key") from exc
+    if principal is not None:
         state.principals.put(key_hash, principal)
     return principal
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,6 +10,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from facefleet.api.config import Settings
+from facefleet.api.observability.metrics import Metrics
+from facefleet.api.realtime.digest import StatsDigest
+from facefleet.api.realtime.events import EventBroker, MemoryEventBroker
 from facefleet.api.security import PrincipalCache
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.storage.pending_audit import PendingAudit
@@ -23,3 +27,13 @@ class AppState:
     principals: PrincipalCache
     audit: PendingAudit = field(default_factory=lambda: PendingAudit())
     clock: Callable[[], float] = time.time
+    events: EventBroker = field(default_factory=lambda: MemoryEventBroker())
+    metrics: Metrics = field(default_factory=Metrics)
+    digest: StatsDigest = field(init=False)
+    # Command ids handed out in heartbeats, marked delivered by the flusher's next batch.
+    delivered_commands: list[int] = field(default_factory=list)
+
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+
+    def __post_init__(self) -> None:
+        self.digest = StatsDigest(self.hot, self.events)

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
-from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -65,7 +64,11 @@ class HeartbeatResult(_Result):
     status: str
     desired_state: str
     leases: list[LeaseInfo]
-    pending: list[dict[str, Any]] = Field(default_factory=list)
+    # Commands to execute, then acknowledge; earlier servers called the field "pending".
+    commands: list[dict[str, Any]] = Field(
+        default_factory=list, validation_alias=AliasChoices("commands", "pending")
+    )
+    stop_mode: str | None = None  # graceful | immediate, when desired_state is "stop"
     heartbeat_interval: float
     lease_ttl: float
     server_time: float
@@ -353,11 +356,11 @@ class WorkerClient:
 
     async def ack_command(
         self,
-        command_id: str,
+        command_id: int,
         status: Literal["acked", "failed"],
         result: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        path = self._path(f"/commands/{quote(command_id, safe='')}/ack")
+        path = self._path(f"/commands/{int(command_id)}/ack")
         body = {"status": status, "result": dict(result or {})}
         return _json(await self._send_reregistering("POST", path, body))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from facefleet.api.state import AppState
-from facefleet.api.storage.db import events_repo, workers_repo
+from facefleet.api.storage.db import commands_repo, events_repo, workers_repo
 from facefleet.api.storage.hot.base import DirtyLiveness
 from facefleet.api.workers.service import to_datetime
 
@@ -19,10 +19,12 @@ class Flusher:
         self._retry: dict[int, DirtyLiveness] = {}
 
     async def run_once(self) -> int:
+        now = self.state.clock()
         dirty = {d.pk: d for d in await self.state.hot.take_dirty()}
         batch = {**self._retry, **dirty}
         audit = self.state.audit.take()
-        if not batch and not audit:
+        delivered, self.state.delivered_commands = self.state.delivered_commands, []
+        if not batch and not audit and not delivered:
             return 0
         rows = [
             workers_repo.liveness_row(d.pk, to_datetime(d.last_seen), d.metrics)
@@ -31,6 +33,7 @@ class Flusher:
         try:
             async with self.state.sessions() as session:
                 await workers_repo.flush_liveness(session, rows)
+                await commands_repo.mark_delivered(session, delivered, to_datetime(now))
                 for entry in audit:
                     if entry.kind == "recovered":
                         await workers_repo.set_status(
@@ -44,6 +47,7 @@ class Flusher:
             log.exception("write-behind flush failed; keeping %d rows for the next one", len(rows))
             self._retry = batch
             self.state.audit.put_back(audit)
+            self.state.delivered_commands[:0] = delivered
             return 0
         self._retry = {}
         return len(rows)

@@ -1,5 +1,7 @@
-"""The reaper: online -> suspect after missed heartbeats -> offline when the lease TTL
-passes, releasing the offline worker's cameras in the database and recording each step."""
+"""The reaper: online -> suspect after missed heartbeats -> offline when the lease TTL (or an
+operator's shutdown deadline) passes, releasing the worker's cameras in the database and
+recording each step. It also drains draining workers one camera at a time and expires
+unacknowledged commands."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 
 from facefleet.api.state import AppState
-from facefleet.api.storage.db import events_repo, leases_repo, workers_repo
+from facefleet.api.storage.db import commands_repo, events_repo, leases_repo, workers_repo
 from facefleet.api.storage.hot.base import LIVE_STATUSES, LiveWorker, WorkerStatus
 from facefleet.api.workers.service import to_datetime
 
@@ -31,7 +33,7 @@ def predict(worker: LiveWorker, now: float, suspect_after: float) -> Transition 
                 worker.tenant_id, worker.worker_id, "offline", "offline", sorted(worker.leases)
             )
         return None
-    if now >= worker.deadline:
+    if worker.is_expired(now):
         return Transition(
             worker.tenant_id,
             worker.worker_id,
@@ -47,6 +49,7 @@ def predict(worker: LiveWorker, now: float, suspect_after: float) -> Transition 
 class Reaper:
     def __init__(self, state: AppState) -> None:
         self.state = state
+        self._last_drain_step: dict[str, float] = {}
 
     async def dry_run(self, tenant_id: str) -> list[Transition]:
         now = self.state.clock()
@@ -60,43 +63,49 @@ class Reaper:
         swept = await hot.sweep(now=now, suspect_after=self.state.settings.suspect_after)
         transitions: list[Transition] = []
         if swept.suspect:
-            async with self.state.sessions() as session:
-                for worker in swept.suspect:
-                    if await workers_repo.set_status(session, worker.pk, "suspect"):
-                        events_repo.record(
-                            session,
-                            worker.tenant_id,
-                            worker.pk,
-                            "suspect",
-                            silent_for=round(now - worker.last_seen, 3),
-                        )
-                    transitions.append(
-                        Transition(worker.tenant_id, worker.worker_id, "online", "suspect")
-                    )
-                await session.commit()
+            await self._mark_suspect(swept.suspect, now)
+            transitions += [
+                Transition(w.tenant_id, w.worker_id, "online", "suspect") for w in swept.suspect
+            ]
         # Workers swept now plus any whose release failed on an earlier pass.
         pending = {w.key: w for w in await hot.offline_with_leases()}
         for worker in swept.expired:
             pending.setdefault(worker.key, worker)
-        expired_keys = {w.key: w.status for w in swept.expired}
         for worker in pending.values():
             released = await self._take_offline(worker, now)
-            if released is None:
-                continue
-            transitions.append(
-                Transition(
-                    worker.tenant_id,
-                    worker.worker_id,
-                    "suspect" if worker.key in expired_keys else "offline",
-                    "offline",
-                    released,
+            if released is not None:
+                origin = swept.expired_from.get(worker.key, WorkerStatus.offline).value
+                transitions.append(
+                    Transition(worker.tenant_id, worker.worker_id, origin, "offline", released)
                 )
-            )
+        await self._drain_step(now)
+        await self._expire_commands(now)
         return transitions
+
+    async def _mark_suspect(self, workers: list[LiveWorker], now: float) -> None:
+        async with self.state.sessions() as session:
+            for worker in workers:
+                if await workers_repo.set_status(session, worker.pk, "suspect"):
+                    events_repo.record(
+                        session,
+                        worker.tenant_id,
+                        worker.pk,
+                        "suspect",
+                        silent_for=round(now - worker.last_seen, 3),
+                    )
+            await session.commit()
+        for worker in workers:
+            await self.state.events.publish(
+                worker.tenant_id,
+                "status_changed",
+                {"worker_id": worker.worker_id, "from": "online", "to": "suspect"},
+            )
 
     async def _take_offline(self, worker: LiveWorker, now: float) -> list[int] | None:
         hot = self.state.hot
         now_dt = to_datetime(now)
+        overdue = worker.stop_deadline is not None and now >= worker.stop_deadline
+        reason = "shutdown deadline passed" if overdue else "lease expired"
         try:
             async with self.state.sessions() as session:
                 row = await leases_repo.lock_worker(session, worker.pk)
@@ -112,7 +121,7 @@ class Reaper:
                         "camera_released",
                         camera_id=held.camera_id,
                         epoch=held.epoch,
-                        reason="lease expired",
+                        reason=reason,
                     )
                 await workers_repo.set_status(session, worker.pk, WorkerStatus.offline.value)
                 events_repo.record(
@@ -120,15 +129,87 @@ class Reaper:
                     worker.tenant_id,
                     worker.pk,
                     "offline",
+                    reason=reason,
                     silent_for=round(now - worker.last_seen, 3),
                 )
                 await session.commit()
         except Exception:
             log.exception("reaper could not release %s; retrying next pass", worker.key)
             return None
+        self.state.metrics.leases_expired.inc(len(released))
         # The database is the owner now: the hot record is dropped, and a later heartbeat
         # from this worker is told to register again.
         current = await hot.get_worker(worker.tenant_id, worker.worker_id)
         if current is not None and current.status == WorkerStatus.offline:
             await hot.remove_worker(worker.tenant_id, worker.worker_id)
+        events = self.state.events
+        for held in released:
+            await events.publish(
+                worker.tenant_id,
+                "camera_released",
+                {
+                    "worker_id": worker.worker_id,
+                    "camera_id": held.camera_id,
+                    "epoch": held.epoch,
+                    "reason": reason,
+                },
+            )
+        await events.publish(
+            worker.tenant_id,
+            "status_changed",
+            {"worker_id": worker.worker_id, "to": "offline", "reason": reason},
+        )
         return sorted({h.camera_id for h in released} | set(worker.leases))
+
+    async def _drain_step(self, now: float) -> None:
+        """Release one camera of each draining worker per heartbeat interval, so other
+        workers take them over one by one instead of all at once."""
+        step = self.state.settings.heartbeat_interval
+        draining = await self.state.hot.draining_with_leases()
+        keys = {w.key for w in draining}
+        for key in [k for k in self._last_drain_step if k not in keys]:
+            del self._last_drain_step[key]
+        for worker in draining:
+            if now - self._last_drain_step.get(worker.key, 0.0) < step:
+                continue
+            camera_id = min(worker.leases)
+            epoch = worker.leases[camera_id]
+            async with self.state.sessions() as session:
+                done = await leases_repo.release(
+                    session, camera_id, worker.pk, epoch, to_datetime(now)
+                )
+                if done:
+                    events_repo.record(
+                        session,
+                        worker.tenant_id,
+                        worker.pk,
+                        "camera_released",
+                        camera_id=camera_id,
+                        epoch=epoch,
+                        reason="draining",
+                    )
+                await session.commit()
+            await self.state.hot.drop_lease(worker.tenant_id, worker.worker_id, camera_id)
+            self._last_drain_step[worker.key] = now
+            if done:
+                await self.state.events.publish(
+                    worker.tenant_id,
+                    "camera_released",
+                    {
+                        "worker_id": worker.worker_id,
+                        "camera_id": camera_id,
+                        "epoch": epoch,
+                        "reason": "draining",
+                    },
+                )
+
+    async def _expire_commands(self, now: float) -> None:
+        async with self.state.sessions() as session:
+            expired = await commands_repo.expire_due(session, to_datetime(now))
+            await session.commit()
+        for command, worker_id in expired:
+            await self.state.events.publish(
+                command.tenant_id,
+                "command_expired",
+                {"worker_id": worker_id, "command_id": command.id, "type": command.type},
+            )

@@ -4,8 +4,10 @@ was live one lease TTL to heartbeat again before the reaper may declare it offli
 from __future__ import annotations
 
 from facefleet.api.state import AppState
-from facefleet.api.storage.db import leases_repo, workers_repo
+from facefleet.api.storage.db import commands_repo, leases_repo, workers_repo
+from facefleet.api.storage.db.commands_repo import delivery
 from facefleet.api.storage.hot.base import LIVE_STATUSES, LiveWorker, WorkerStatus
+from facefleet.api.workers.service import to_datetime
 
 
 async def rebuild_hot_store(state: AppState) -> int:
@@ -17,6 +19,7 @@ async def rebuild_hot_store(state: AppState) -> int:
             if await state.hot.get_worker(row.tenant_id, row.worker_id) is not None:
                 continue  # a shared hot store already knows it
             held = await leases_repo.held_by(session, row.id)
+            commands = await commands_repo.undelivered(session, row.id, to_datetime(now))
             status = WorkerStatus(row.status)
             await state.hot.put_worker(
                 LiveWorker(
@@ -35,6 +38,8 @@ async def rebuild_hot_store(state: AppState) -> int:
                     leases={h.camera_id: h.epoch for h in held},
                 )
             )
+            for command in commands:
+                await state.hot.push_pending(row.tenant_id, row.worker_id, delivery(command))
             restored += 1
         await session.commit()
     return restored

@@ -125,7 +125,15 @@ class CameraService:
         if holder is not None:
             worker_id = holder.worker_id
 
+            event = {
+                "worker_id": worker_id,
+                "camera_id": camera_id,
+                "epoch": epoch,
+                "reason": reason,
+            }
+
             async def publish() -> None:
                 await hot.drop_lease(principal.tenant_id, worker_id, camera_id)
+                await self.state.events.publish(principal.tenant_id, "camera_released", event)
 
             uow.after_commit(publish)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from facefleet.api.errors import StaleEpoch
 from facefleet.api.security import Principal
 from facefleet.api.storage.db import events_repo, leases_repo
@@ -32,6 +34,7 @@ class AssignmentService(WorkerService):
     async def request_camera(
         self, uow: UnitOfWork, principal: Principal, worker_id: str, session_token: str | None
     ) -> schemas.CameraRequestResponse:
+        started = time.perf_counter()
         live = await self.live_worker(principal, worker_id, session_token)
         if live.status in (WorkerStatus.draining, WorkerStatus.stopping):
             return self._nothing(f"worker is {live.status.value}: it takes no new cameras")
@@ -62,8 +65,14 @@ class AssignmentService(WorkerService):
             epoch=epoch,
         )
 
+        event = {"worker_id": worker_id, "camera_id": camera.id, "epoch": epoch}
+
         async def publish() -> None:
+            # Counted once committed, so the latency includes the commit.
+            self.state.metrics.assignments.inc()
+            self.state.metrics.assignment_latency.observe(time.perf_counter() - started)
             await self.hot.add_lease(principal.tenant_id, worker_id, camera.id, epoch)
+            await self.state.events.publish(principal.tenant_id, "camera_assigned", event)
 
         uow.after_commit(publish)
         return schemas.CameraRequestResponse(
@@ -112,8 +121,16 @@ class AssignmentService(WorkerService):
             reason="released by worker",
         )
 
+        event = {
+            "worker_id": worker_id,
+            "camera_id": req.camera_id,
+            "epoch": req.epoch,
+            "reason": "released by worker",
+        }
+
         async def publish() -> None:
             await self.hot.drop_lease(principal.tenant_id, worker_id, req.camera_id)
+            await self.state.events.publish(principal.tenant_id, "camera_released", event)
 
         uow.after_commit(publish)
         return schemas.ReleaseResponse(released=True, camera_id=req.camera_id, epoch=req.epoch)

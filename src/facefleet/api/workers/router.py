@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from facefleet.api.background.reaper import Reaper
 from facefleet.api.deps import Admin, Reader, State, Uow, WorkerOrAdmin, WorkerSession
@@ -13,6 +13,8 @@ from facefleet.api.errors import error_responses as _errors
 from facefleet.api.storage.hot.base import WorkerStatus
 from facefleet.api.workers import schemas
 from facefleet.api.workers.assignment import AssignmentService
+from facefleet.api.workers.commands import CommandService
+from facefleet.api.workers.control import ControlService
 from facefleet.api.workers.queries import WorkerQueries
 from facefleet.api.workers.service import WorkerService
 
@@ -167,3 +169,115 @@ async def release_camera(
     session_token: WorkerSession = None,
 ) -> schemas.ReleaseResponse:
     return await AssignmentService(state).release(uow, principal, worker_id, session_token, body)
+
+
+@router.post(
+    "/{worker_id}/shutdown/signal",
+    response_model=schemas.ShutdownResponse,
+    responses=_errors(Forbidden, NotFound),
+    summary="Stop signal: from the worker (releases its cameras now) or an operator",
+)
+async def shutdown_signal(
+    worker_id: WorkerPath,
+    principal: WorkerOrAdmin,
+    state: State,
+    uow: Uow,
+    body: schemas.ShutdownSignal | None = None,
+    session_token: WorkerSession = None,
+) -> schemas.ShutdownResponse:
+    return await ControlService(state).shutdown_signal(
+        uow, principal, worker_id, session_token, body or schemas.ShutdownSignal()
+    )
+
+
+@router.post(
+    "/{worker_id}/drain",
+    response_model=schemas.ControlResponse,
+    responses=_errors(Forbidden, NotFound, Conflict),
+    summary="Take no new cameras and hand the current ones over one by one",
+)
+async def drain(
+    worker_id: WorkerPath, principal: Admin, state: State, uow: Uow
+) -> schemas.ControlResponse:
+    return await ControlService(state).set_draining(uow, principal, worker_id, True)
+
+
+@router.post(
+    "/{worker_id}/undrain",
+    response_model=schemas.ControlResponse,
+    responses=_errors(Forbidden, NotFound, Conflict),
+)
+async def undrain(
+    worker_id: WorkerPath, principal: Admin, state: State, uow: Uow
+) -> schemas.ControlResponse:
+    return await ControlService(state).set_draining(uow, principal, worker_id, False)
+
+
+@router.post(
+    "/{worker_id}/commands",
+    status_code=201,
+    response_model=schemas.CommandOut,
+    responses=_errors(Forbidden, NotFound)
+    | {200: {"model": schemas.CommandOut, "description": "Idempotent repeat"}},
+    summary="Send a command, delivered in the worker's next heartbeat response",
+)
+async def create_command(
+    worker_id: WorkerPath,
+    body: schemas.CommandCreate,
+    principal: Admin,
+    state: State,
+    uow: Uow,
+    response: Response,
+) -> schemas.CommandOut:
+    command, created = await CommandService(state).create(uow, principal, worker_id, body)
+    if not created:
+        response.status_code = 200
+    return command
+
+
+@router.get(
+    "/{worker_id}/commands",
+    response_model=schemas.CommandPage,
+    responses=_errors(Forbidden, NotFound),
+)
+async def list_commands(
+    worker_id: WorkerPath,
+    principal: Reader,
+    state: State,
+    uow: Uow,
+    status: schemas.CommandStatus | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> schemas.CommandPage:
+    return await CommandService(state).list(uow, principal, worker_id, status, offset, limit)
+
+
+@router.get(
+    "/{worker_id}/commands/{command_id}",
+    response_model=schemas.CommandOut,
+    responses=_errors(Forbidden, NotFound),
+)
+async def get_command(
+    worker_id: WorkerPath, command_id: int, principal: Reader, state: State, uow: Uow
+) -> schemas.CommandOut:
+    return await CommandService(state).get(uow, principal, worker_id, command_id)
+
+
+@router.post(
+    "/{worker_id}/commands/{command_id}/ack",
+    response_model=schemas.CommandOut,
+    responses=_errors(Forbidden, NotFound, Conflict),
+    summary="Acknowledge a command with its result (acked or failed)",
+)
+async def ack_command(
+    worker_id: WorkerPath,
+    command_id: int,
+    body: schemas.CommandAck,
+    principal: WorkerOrAdmin,
+    state: State,
+    uow: Uow,
+    session_token: WorkerSession = None,
+) -> schemas.CommandOut:
+    return await CommandService(state).ack(
+        uow, principal, worker_id, session_token, command_id, body
+    )

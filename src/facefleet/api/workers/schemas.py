@@ -69,7 +69,10 @@ class HeartbeatResponse(BaseModel):
     status: WorkerStatus
     desired_state: DesiredState
     leases: list[LeaseInfo]
-    pending: list[dict[str, Any]] = Field(default_factory=list)
+    commands: list[dict[str, Any]] = Field(
+        default_factory=list, description="Commands to execute, then acknowledge."
+    )
+    stop_mode: str | None = Field(default=None, description="graceful or immediate when stopping.")
     heartbeat_interval: float
     lease_ttl: float
     server_time: float
@@ -166,3 +169,82 @@ class CleanupResponse(BaseModel):
 
 
 WORKER_ID_PATH = Path(pattern=WORKER_ID_PATTERN, description="The worker's WORKER_ID.")
+
+
+CommandType = Literal[
+    "reload_gallery", "restart_stream", "set_config", "release_camera", "snapshot"
+]
+CommandStatus = Literal["pending", "delivered", "acked", "failed", "expired"]
+
+
+class CommandCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: CommandType
+    payload: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Repeating a request with the same key returns the first command.",
+    )
+    ttl_seconds: float = Field(
+        default=60.0, gt=0, le=86_400, description="Expires unacknowledged after this long."
+    )
+
+
+class CommandOut(BaseModel):
+    id: int
+    worker_id: str
+    type: CommandType
+    payload: dict[str, Any]
+    status: CommandStatus
+    idempotency_key: str | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    delivered_at: datetime | None
+    completed_at: datetime | None
+    expires_at: datetime
+
+
+class CommandPage(BaseModel):
+    items: list[CommandOut]
+    offset: int
+    limit: int
+
+
+class CommandAck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["acked", "failed"] = "acked"
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class ShutdownSignal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["graceful", "immediate"] = "graceful"
+    deadline_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="Operator signals only: force the worker offline if it has not left by then "
+        "(default: 30 s graceful, one lease TTL immediate).",
+    )
+    reason: str = Field(default="", max_length=500)
+    source: Literal["worker", "operator"] | None = Field(
+        default=None, description="Informational; the key's role decides who sent it."
+    )
+
+
+class ShutdownResponse(BaseModel):
+    worker_id: str
+    source: Literal["worker", "operator"]
+    mode: Literal["graceful", "immediate"]
+    status: WorkerStatus
+    desired_state: DesiredState
+    released_cameras: list[int]
+    deadline: datetime | None
+
+
+class ControlResponse(BaseModel):
+    worker_id: str
+    status: WorkerStatus
+    desired_state: DesiredState

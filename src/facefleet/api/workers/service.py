@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from facefleet.api.errors import Forbidden, WorkerIdInUse, WorkerNotFound
 from facefleet.api.security import Principal, Role, hash_secret, new_session_token
 from facefleet.api.state import AppState
-from facefleet.api.storage.db import events_repo, leases_repo, workers_repo
+from facefleet.api.storage.db import commands_repo, events_repo, leases_repo, workers_repo
+from facefleet.api.storage.db.commands_repo import delivery
 from facefleet.api.storage.db.models import Worker
 from facefleet.api.storage.hot.base import (
     LIVE_STATUSES,
@@ -156,8 +157,21 @@ class WorkerService:
             leases={h.camera_id: h.epoch for h in kept},
         )
 
+        commands = [delivery(c) for c in await commands_repo.undelivered(session, row.id, now_dt)]
+        event = {
+            "worker_id": req.worker_id,
+            "hostname": req.hostname,
+            "capacity": req.capacity,
+            "labels": live.labels,
+            "status": "online",
+            "cameras": sorted(live.leases),
+        }
+
         async def publish() -> None:
             await self.hot.put_worker(live)
+            for item in commands:
+                await self.hot.push_pending(tenant_id, req.worker_id, item)
+            await self.state.events.publish(tenant_id, "registered", event)
 
         uow.after_commit(publish)
         return schemas.RegisterResponse(
@@ -217,14 +231,24 @@ class WorkerService:
             ) from exc
         if outcome is None:
             raise not_registered(worker_id)
+        self.state.metrics.heartbeats.inc()
         worker = outcome.worker
         if outcome.recovered:
             self.state.audit.add(AuditEntry(worker.tenant_id, worker.pk, "recovered"))
+            await self.state.events.publish(
+                worker.tenant_id,
+                "status_changed",
+                {"worker_id": worker_id, "from": "suspect", "to": "online"},
+            )
+        if outcome.pending:
+            self.state.delivered_commands.extend(item["id"] for item in outcome.pending)
+        self.state.digest.touch(worker.tenant_id, worker_id, req.metrics)
         return schemas.HeartbeatResponse(
             status=worker.status,
             desired_state=worker.desired_state,
             leases=lease_infos(worker, now),
-            pending=outcome.pending,
+            commands=outcome.pending,
+            stop_mode=worker.stop_mode,
             heartbeat_interval=self.settings.heartbeat_interval,
             lease_ttl=self.settings.lease_ttl,
             server_time=now,
@@ -260,6 +284,22 @@ class WorkerService:
 
         async def forget() -> None:
             await self.hot.remove_worker(tenant_id, worker_id)
+            for held in released:
+                await self.state.events.publish(
+                    tenant_id,
+                    "camera_released",
+                    {
+                        "worker_id": worker_id,
+                        "camera_id": held.camera_id,
+                        "epoch": held.epoch,
+                        "reason": "deregistered",
+                    },
+                )
+            await self.state.events.publish(
+                tenant_id,
+                "deregistered",
+                {"worker_id": worker_id, "released_cameras": [h.camera_id for h in released]},
+            )
 
         uow.after_commit(forget)
         return schemas.DeregisterResponse(

@@ -146,7 +146,10 @@ class CameraLease(Base):
 
 class Command(Base):
     __tablename__ = "commands"
-    __table_args__ = (UniqueConstraint("worker_pk", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("worker_pk", "idempotency_key"),
+        Index("ix_commands_status_expires", "status", "expires_at"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     worker_pk: Mapped[int] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), index=True)

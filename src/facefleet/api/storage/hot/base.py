@@ -41,6 +41,13 @@ class LiveWorker:
     deadline: float
     leases: dict[int, int] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # Set by an operator's shutdown signal: past it the reaper forces the worker offline.
+    stop_deadline: float | None = None
+    stop_mode: str | None = None
+
+    def is_expired(self, now: float) -> bool:
+        overdue = self.stop_deadline is not None and now >= self.stop_deadline
+        return self.is_live and (now >= self.deadline or overdue)
 
     @property
     def key(self) -> str:
@@ -78,6 +85,8 @@ class DirtyLiveness:
 class SweepResult:
     suspect: list[LiveWorker]
     expired: list[LiveWorker]
+    # The status each expired worker had before the sweep, by worker key.
+    expired_from: dict[str, WorkerStatus] = field(default_factory=dict)
 
 
 class HotStore(Protocol):
@@ -86,7 +95,8 @@ class HotStore(Protocol):
     async def close(self) -> None: ...
 
     async def put_worker(self, worker: LiveWorker) -> None:
-        """Insert or replace a worker's live record (registration, recovery)."""
+        """Insert or replace a worker's live record (registration, recovery); its pending
+        queue starts empty."""
 
     async def get_worker(self, tenant_id: str, worker_id: str) -> LiveWorker | None: ...
 
@@ -115,7 +125,11 @@ class HotStore(Protocol):
         worker_id: str,
         status: WorkerStatus,
         desired_state: str | None = None,
-    ) -> LiveWorker | None: ...
+        *,
+        stop_deadline: float | None = None,
+        stop_mode: str | None = None,
+    ) -> LiveWorker | None:
+        """Change status (and what the worker is told to do); None if it is not known."""
 
     async def add_lease(
         self, tenant_id: str, worker_id: str, camera_id: int, epoch: int
@@ -133,6 +147,8 @@ class HotStore(Protocol):
         """
 
     async def offline_with_leases(self) -> list[LiveWorker]: ...
+
+    async def draining_with_leases(self) -> list[LiveWorker]: ...
 
     async def take_dirty(self) -> list[DirtyLiveness]:
         """Liveness changed since the last call (for the write-behind flush)."""

@@ -40,6 +40,7 @@ class MemoryHotStore:
 
     async def put_worker(self, worker: LiveWorker) -> None:
         self._workers[worker.key] = copy.deepcopy(worker)
+        self._pending.pop(worker.key, None)
 
     async def get_worker(self, tenant_id: str, worker_id: str) -> LiveWorker | None:
         worker = self._workers.get(worker_key(tenant_id, worker_id))
@@ -99,6 +100,9 @@ class MemoryHotStore:
         worker_id: str,
         status: WorkerStatus,
         desired_state: str | None = None,
+        *,
+        stop_deadline: float | None = None,
+        stop_mode: str | None = None,
     ) -> LiveWorker | None:
         worker = self._workers.get(worker_key(tenant_id, worker_id))
         if worker is None:
@@ -106,6 +110,9 @@ class MemoryHotStore:
         worker.status = status
         if desired_state is not None:
             worker.desired_state = desired_state
+        if stop_deadline is not None:
+            worker.stop_deadline = stop_deadline
+            worker.stop_mode = stop_mode
         self._dirty.add(worker.key)
         return copy.deepcopy(worker)
 
@@ -125,10 +132,12 @@ class MemoryHotStore:
     async def sweep(self, *, now: float, suspect_after: float) -> SweepResult:
         suspect: list[LiveWorker] = []
         expired: list[LiveWorker] = []
+        expired_from: dict[str, WorkerStatus] = {}
         for worker in self._workers.values():
             if worker.status not in LIVE_STATUSES:
                 continue
-            if now >= worker.deadline:
+            if worker.is_expired(now):
+                expired_from[worker.key] = worker.status
                 worker.status = WorkerStatus.offline
                 self._dirty.add(worker.key)
                 expired.append(copy.deepcopy(worker))
@@ -136,13 +145,20 @@ class MemoryHotStore:
                 worker.status = WorkerStatus.suspect
                 self._dirty.add(worker.key)
                 suspect.append(copy.deepcopy(worker))
-        return SweepResult(suspect, expired)
+        return SweepResult(suspect, expired, expired_from)
 
     async def offline_with_leases(self) -> list[LiveWorker]:
         return [
             copy.deepcopy(w)
             for w in self._workers.values()
             if w.status == WorkerStatus.offline and w.leases
+        ]
+
+    async def draining_with_leases(self) -> list[LiveWorker]:
+        return [
+            copy.deepcopy(w)
+            for w in self._workers.values()
+            if w.status == WorkerStatus.draining and w.leases
         ]
 
     async def take_dirty(self) -> list[DirtyLiveness]:

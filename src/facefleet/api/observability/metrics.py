@@ -1,0 +1,118 @@
+"""Prometheus metrics of one control-plane app, and the middleware that times HTTP requests.
+
+Each app owns its own ``CollectorRegistry``: the default global registry would refuse the
+second app a process creates (tests create many) and would mix their numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter as Tally
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facefleet.api.storage.hot.base import HotStore, WorkerStatus
+
+UNMATCHED_ROUTE = "unmatched"
+# Any other method is labelled "other": the label value comes from the client.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.workers = Gauge(
+            "facefleet_workers",
+            "Workers in the hot store by status, counted when /metrics is scraped.",
+            ["status"],
+            registry=r,
+        )
+        self.heartbeats = Counter("facefleet_heartbeats", "Heartbeats accepted.", registry=r)
+        self.assignments = Counter(
+            "facefleet_camera_assignments", "Cameras assigned to workers.", registry=r
+        )
+        self.assignment_latency = Histogram(
+            "facefleet_camera_assignment_seconds",
+            "Time from a camera request to its committed assignment.",
+            registry=r,
+        )
+        self.leases_expired = Counter(
+            "facefleet_leases_expired",
+            "Leases the reaper released: their worker went silent or overran its stop deadline.",
+            registry=r,
+        )
+        self.ws_clients = Gauge(
+            "facefleet_websocket_clients", "Connected WebSocket clients.", registry=r
+        )
+        self.event_drops = Counter(
+            "facefleet_event_queue_drops",
+            "Events dropped because a subscriber's queue was full.",
+            registry=r,
+        )
+        self.legacy_calls = Counter(
+            "facefleet_legacy_route_calls",
+            "Calls to deprecated pre-consolidation routes, by old path template.",
+            ["path"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "facefleet_http_request_duration_seconds",
+            "HTTP request latency by method, route template and status class.",
+            ["method", "route", "status_class"],
+            registry=r,
+        )
+
+    async def refresh_workers(self, hot: HotStore) -> None:
+        """Recount workers by status; every status is exported, zero included."""
+        # A shared hot store gives every replica the whole fleet: aggregate with max, not sum.
+        counts = Tally(w.status for w in await hot.list_workers())
+        for status in WorkerStatus:
+            self.workers.labels(status=status.value).set(counts.get(status, 0))
+
+
+def metrics_of(scope: Scope) -> Metrics | None:
+    """The app's metrics once its lifespan has created the state, else None."""
+    app = scope.get("app")
+    state = getattr(getattr(app, "state", None), "facefleet", None)
+    metrics = getattr(state, "metrics", None)
+    return metrics if isinstance(metrics, Metrics) else None
+
+
+def route_template(scope: Scope) -> str:
+    # The template, not the concrete path: one series per route, whatever the worker ids.
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+class HttpMetricsMiddleware:
+    """Records each HTTP request's latency under its matched route's path template."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        method = scope["method"]
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            metrics = metrics_of(scope)
+            if metrics is not None:
+                metrics.http_latency.labels(
+                    method=method if method in KNOWN_METHODS else "other",
+                    route=route_template(scope),
+                    status_class=f"{status // 100}xx",
+                ).observe(time.perf_counter() - started)

@@ -1,0 +1,129 @@
+"""GET /v1/workers/ws/{tenant_id}: a snapshot, then every change, in order, with sequence
+numbers; reconnecting with ``since`` replays what was missed or sends a fresh snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+
+from facefleet.api.deps import resolve_key
+from facefleet.api.errors import ServiceUnavailable
+from facefleet.api.realtime.events import Subscription
+from facefleet.api.realtime.snapshot import build_snapshot
+from facefleet.api.security import Principal
+from facefleet.api.state import AppState
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["realtime"])
+
+# Application close codes (4000-4999): the reason is in the close frame too.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_SLOW_CONSUMER = 4008
+
+
+async def _authorize(websocket: WebSocket, state: AppState, tenant_id: str) -> Principal | None:
+    token = websocket.query_params.get("token")
+    header = websocket.headers.get("authorization", "")
+    if not token and header.lower().startswith("bearer "):
+        token = header[7:].strip()
+    try:
+        principal = await resolve_key(state, token) if token else None
+    except ServiceUnavailable:
+        principal = None
+    # Closing before accept() makes the server refuse the upgrade with HTTP 403.
+    if principal is None:
+        await websocket.close(CLOSE_UNAUTHORIZED, "missing or invalid API key")
+        return None
+    if principal.tenant_id != tenant_id or not principal.can_read:
+        await websocket.close(CLOSE_FORBIDDEN, "this key cannot watch this tenant")
+        return None
+    return principal
+
+
+@router.websocket("/v1/workers/ws/{tenant_id}")
+async def tenant_events(
+    websocket: WebSocket,
+    tenant_id: str,
+    since: int | None = Query(default=None, ge=0),
+) -> None:
+    state: AppState = websocket.app.state.facefleet
+    principal = await _authorize(websocket, state, tenant_id)
+    if principal is None:
+        return
+    broker = state.events
+    # Subscribe before reading the snapshot so nothing between the two is lost.
+    sub = broker.subscribe(tenant_id)
+    state.metrics.ws_clients.inc()
+    try:
+        await websocket.accept()
+        last = await _catch_up(websocket, state, principal, sub, since)
+        await _stream(websocket, sub, last)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        broker.unsubscribe(sub)
+        state.metrics.ws_clients.dec()
+
+
+async def _catch_up(
+    websocket: WebSocket,
+    state: AppState,
+    principal: Principal,
+    sub: Subscription,
+    since: int | None,
+) -> int:
+    broker = state.events
+    if since is not None:
+        missed = await broker.replay(principal.tenant_id, since)
+        if missed is not None:
+            for event in missed:
+                await websocket.send_json(event.as_message())
+            return missed[-1].seq if missed else since
+    seq = await broker.current_seq(principal.tenant_id)
+    snapshot = await build_snapshot(state, principal)
+    await websocket.send_json({"type": "snapshot", "seq": seq, "replayed": False, "data": snapshot})
+    return seq
+
+
+async def _stream(websocket: WebSocket, sub: Subscription, last: int) -> None:
+    receiver = asyncio.create_task(_drain_incoming(websocket))
+    overflow = asyncio.create_task(sub.overflowed.wait())
+    try:
+        while True:
+            getter = asyncio.create_task(sub.queue.get())
+            done, _ = await asyncio.wait(
+                {getter, receiver, overflow}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter not in done:
+                getter.cancel()
+            if overflow in done:
+                await websocket.close(
+                    CLOSE_SLOW_CONSUMER,
+                    f"too slow: event queue overflowed; reconnect with since={last}",
+                )
+                return
+            if receiver in done:
+                return
+            event = getter.result()
+            if event.seq <= last:
+                continue  # already covered by the snapshot or the replay
+            await websocket.send_json(event.as_message())
+            last = event.seq
+    finally:
+        for task in (receiver, overflow):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def _drain_incoming(websocket: WebSocket) -> None:
+    """Clients only listen; reading keeps disconnects visible (and pings answered)."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return

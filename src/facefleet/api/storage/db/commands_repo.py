@@ -1,0 +1,86 @@
+"""Commands sent to workers: pending -> delivered -> acked | failed | expired."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from facefleet.api.storage.db.models import Command, Worker
+
+OPEN = ("pending", "delivered")
+
+
+async def by_key(session: AsyncSession, worker_pk: int, key: str) -> Command | None:
+    return await session.scalar(
+        select(Command).where(Command.worker_pk == worker_pk, Command.idempotency_key == key)
+    )
+
+
+async def get(session: AsyncSession, worker_pk: int, command_id: int) -> Command | None:
+    return await session.scalar(
+        select(Command).where(Command.worker_pk == worker_pk, Command.id == command_id)
+    )
+
+
+async def for_worker(
+    session: AsyncSession, worker_pk: int, status: str | None, offset: int, limit: int
+) -> list[Command]:
+    query = select(Command).where(Command.worker_pk == worker_pk)
+    if status is not None:
+        query = query.where(Command.status == status)
+    rows = await session.scalars(query.order_by(Command.id.desc()).offset(offset).limit(limit))
+    return list(rows.all())
+
+
+async def undelivered(session: AsyncSession, worker_pk: int, now: datetime) -> list[Command]:
+    rows = await session.scalars(
+        select(Command)
+        .where(
+            Command.worker_pk == worker_pk,
+            Command.status == "pending",
+            Command.expires_at > now,
+        )
+        .order_by(Command.id)
+    )
+    return list(rows.all())
+
+
+async def mark_delivered(session: AsyncSession, ids: Sequence[int], now: datetime) -> None:
+    if ids:
+        await session.execute(
+            update(Command)
+            .where(Command.id.in_(list(ids)), Command.status == "pending")
+            .values(status="delivered", delivered_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def expire_due(session: AsyncSession, now: datetime) -> list[tuple[Command, str]]:
+    """Expire every open command past its deadline; return them with their worker_id."""
+    rows = (
+        await session.execute(
+            select(Command, Worker.worker_id)
+            .join(Worker, Worker.id == Command.worker_pk)
+            .where(Command.status.in_(OPEN), Command.expires_at <= now)
+            .with_for_update(of=Command, skip_locked=True)
+        )
+    ).all()
+    for command, _ in rows:
+        command.status = "expired"
+        command.completed_at = now
+    await session.flush()
+    return [(command, worker_id) for command, worker_id in rows]
+
+
+def delivery(command: Command) -> dict[str, Any]:
+    """What a worker receives in its heartbeat response."""
+    return {
+        "id": command.id,
+        "type": command.type,
+        "payload": command.payload,
+        "expires_at": command.expires_at.timestamp(),
+    }

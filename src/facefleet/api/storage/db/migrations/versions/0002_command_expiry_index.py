@@ -1,0 +1,22 @@
+"""command expiry index
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("commands", schema=None) as batch_op:
+        batch_op.create_index("ix_commands_status_expires", ["status", "expires_at"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("commands", schema=None) as batch_op:
+        batch_op.drop_index("ix_commands_status_expires")

@@ -1,0 +1,215 @@
+"""The tenant WebSocket over a real server: snapshot, ordered events, isolation, replay,
+refusal before the upgrade, and dropping a client that cannot keep up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from facefleet.api.app import create_app
+from facefleet.api.security import Role
+from facefleet.api.tenants.service import create_tenant
+from tests.harness import Tenant, make_settings
+from tests.live_server import LiveServer, live_server
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    settings = make_settings(tmp_path, database_url, run_background=True)
+    with live_server(create_app(settings)) as running:
+        yield running
+
+
+@pytest.fixture
+async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        yield client
+
+
+def new_tenant(server: LiveServer) -> Tenant:
+    async def make() -> Tenant:
+        async with server.state.sessions() as session:
+            created = await create_tenant(session, f"t-{uuid.uuid4().hex[:10]}")
+            await session.commit()
+        return Tenant(created.id, created.name, created.keys)
+
+    return server.call(make())
+
+
+class Worker:
+    def __init__(self, http: httpx.AsyncClient, tenant: Tenant, worker_id: str) -> None:
+        self.http, self.tenant, self.worker_id = http, tenant, worker_id
+        self.token = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {**self.tenant.headers(Role.worker), "X-Worker-Session": self.token}
+
+    async def call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        return await self.http.request(
+            method, f"/v1/workers/{self.worker_id}{path}", headers=self.headers, **kw
+        )
+
+    async def register(self) -> None:
+        resp = await self.http.post(
+            "/v1/workers/register",
+            json={"worker_id": self.worker_id},
+            headers=self.tenant.headers(Role.worker),
+        )
+        assert resp.status_code == 200, resp.text
+        self.token = resp.json()["session_token"]
+
+
+async def add_camera(http: httpx.AsyncClient, tenant: Tenant, name: str) -> int:
+    resp = await http.post(
+        "/v1/cameras",
+        json={"name": name, "source_url": "rtsp://10.9.9.9/s"},
+        headers=tenant.headers(),
+    )
+    assert resp.status_code == 201, resp.text
+    camera_id: int = resp.json()["id"]
+    return camera_id
+
+
+async def receive(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return message
+
+
+async def events_until(
+    ws: ClientConnection, kind: str, timeout: float = 10.0
+) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await receive(ws, timeout)
+            seen.append(message)
+            if message.get("kind") == kind:
+                return seen
+
+
+def ws_url(server: LiveServer, tenant: Tenant, role: Role = Role.viewer, **params: Any) -> str:
+    query = "&".join([f"token={tenant.keys[role]}", *(f"{k}={v}" for k, v in params.items())])
+    return f"{server.ws_url}/v1/workers/ws/{tenant.id}?{query}"
+
+
+async def test_scripted_sequence_arrives_in_order_and_only_for_its_tenant(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    a, b = new_tenant(server), new_tenant(server)
+    cam = await add_camera(http, a, "a-cam")
+    await add_camera(http, b, "b-cam")
+    async with connect(ws_url(server, a)) as ws:
+        snapshot = await receive(ws)
+        assert snapshot["type"] == "snapshot"
+        assert [c["id"] for c in snapshot["data"]["cameras"]] == [cam]
+        assert snapshot["data"]["workers"] == []
+        start = snapshot["seq"]
+
+        worker = Worker(http, a, "a-1")
+        other = Worker(http, b, "b-1")  # tenant B's activity must not show up
+        await other.register()
+        await worker.register()
+        await other.call("POST", "/camera/request")
+        got = (await worker.call("POST", "/camera/request")).json()["assignment"]
+        assert got["camera_id"] == cam
+        beat = await worker.call("POST", "/heartbeat", json={"metrics": {"fps": 7.5}})
+        assert beat.status_code == 200
+        stats = await events_until(ws, "stats")
+        shut = await http.post(
+            "/v1/workers/a-1/shutdown/signal", json={"mode": "graceful"}, headers=a.headers()
+        )
+        assert shut.status_code == 200
+        assert (await worker.call("POST", "/heartbeat")).json()["desired_state"] == "stop"
+        assert (await worker.call("DELETE", "")).status_code == 200
+        rest = await events_until(ws, "deregistered")
+
+    events = stats + rest
+    kinds = [e["kind"] for e in events]
+    assert kinds == [
+        "registered",
+        "camera_assigned",
+        "stats",
+        "shutdown_signalled",
+        "camera_released",
+        "deregistered",
+    ]
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(start + 1, start + 1 + len(events)))
+    assert all(e["data"].get("worker_id") == "a-1" for e in events if e["kind"] != "stats")
+    assert events[1]["data"] == {"worker_id": "a-1", "camera_id": cam, "epoch": 1}
+    assert events[2]["data"]["metrics"] == {"a-1": {"fps": 7.5}}
+    assert events[3]["data"]["source"] == "operator"
+
+
+async def test_reconnect_with_since_replays_what_was_missed(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    tenant = new_tenant(server)
+    async with connect(ws_url(server, tenant)) as ws:
+        last = (await receive(ws))["seq"]
+        await Worker(http, tenant, "w1").register()
+        last = (await receive(ws))["seq"]
+    # While disconnected: two more workers register.
+    await Worker(http, tenant, "w2").register()
+    await Worker(http, tenant, "w3").register()
+    async with connect(ws_url(server, tenant, since=last)) as ws:
+        first, second = await receive(ws), await receive(ws)
+    assert [first["seq"], second["seq"]] == [last + 1, last + 2]
+    assert [first["data"]["worker_id"], second["data"]["worker_id"]] == ["w2", "w3"]
+    # A sequence number the server cannot replay gets a fresh snapshot, never a gap.
+    async with connect(ws_url(server, tenant, since=last + 10_000)) as ws:
+        fresh = await receive(ws)
+    assert fresh["type"] == "snapshot"
+    assert sorted(w["worker_id"] for w in fresh["data"]["workers"]) == ["w1", "w2", "w3"]
+
+
+@pytest.mark.parametrize("who", ["other-tenant-admin", "worker-key", "no-key"])
+async def test_other_tenants_and_workers_are_refused_before_the_upgrade(
+    server: LiveServer, who: str
+) -> None:
+    a, b = new_tenant(server), new_tenant(server)
+    url = {
+        "other-tenant-admin": ws_url(server, a, Role.admin).replace(a.id, b.id),
+        "worker-key": ws_url(server, a, Role.worker),
+        "no-key": f"{server.ws_url}/v1/workers/ws/{a.id}",
+    }[who]
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_a_client_that_cannot_keep_up_is_dropped_with_a_clear_code(
+    server: LiveServer,
+) -> None:
+    tenant = new_tenant(server)
+    async with connect(ws_url(server, tenant)) as ws:
+        await receive(ws)
+
+        async def burst() -> None:
+            # Published without yielding: the client's queue (256) overflows at once.
+            for i in range(400):
+                await server.state.events.publish(tenant.id, "stats", {"i": i})
+
+        drops_before = server.state.events.drops
+        server.call(burst())
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await receive(ws)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4008
+        assert "since=" in closed.value.rcvd.reason
+        assert server.state.events.drops > drops_before
+    # The API is not slowed by it: a new client still gets a snapshot right away.
+    async with connect(ws_url(server, tenant)) as ws:
+        assert (await receive(ws))["type"] == "snapshot"

@@ -100,5 +100,13 @@ def tenants_create(name: str) -> None:
         raise typer.Exit(2) from exc
 
 
+@app.command()
+def worker() -> None:
+    """Run a worker (FACEFLEET_WORKER_* settings; identity from WORKER_ID, .env or state)."""
+    from facefleet.worker.main import main as worker_main
+
+    raise typer.Exit(worker_main())
+
+
 def main() -> None:
     app()

@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean venv
+.PHONY: run serve worker-dev test lint bench clean venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,16 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/facefleet demo
+
+serve: $(STAMP)
 	$(BIN)/facefleet serve
+
+# One more worker against the local control plane: WORKER_ID=worker-002 make worker-dev
+worker-dev: $(STAMP)
+	FACEFLEET_WORKER_API_KEY=$${FACEFLEET_WORKER_API_KEY:-$$($(BIN)/python -c 'import json; print(json.load(open("data/default-tenant-keys.json"))["keys"]["worker"])')} \
+	FACEFLEET_WORKER_STATE_DIR=$${FACEFLEET_WORKER_STATE_DIR:-data/workers/$${WORKER_ID:-default}} \
+	$(BIN)/facefleet worker
 
 test: $(STAMP)
 	$(BIN)/ruff check .

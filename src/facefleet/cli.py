@@ -101,6 +101,15 @@ def tenants_create(name: str) -> None:
 
 
 @app.command()
+def demo() -> None:
+    """Run the control plane with demo cameras and two workers (what `make run` does)."""
+    from facefleet.demo.fleet import run_demo
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    raise typer.Exit(run_demo(Settings()))
+
+
+@app.command()
 def worker() -> None:
     """Run a worker (FACEFLEET_WORKER_* settings; identity from WORKER_ID, .env or state)."""
     from facefleet.worker.main import main as worker_main

@@ -89,4 +89,6 @@ def main() -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # One line per request is noise at a 2 s heartbeat; failures are logged by the agent.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return asyncio.run(run_worker(WorkerSettings()))

@@ -1,0 +1,107 @@
+"""``facefleet demo`` (``make run``): the control plane, demo cameras that need no network,
+and two workers, as child processes; Ctrl-C stops the workers cleanly, then the server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from facefleet.api.config import Settings
+from facefleet.demo.video import make_demo_video
+
+console = Console()
+DEMO_WORKERS = ("demo-worker-1", "demo-worker-2")
+DEMO_CAMERAS = (("demo-lobby", "lobby"), ("demo-gate", "gate"))
+
+
+def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the control plane exited with code {server.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the control plane did not become healthy")
+
+
+def _seed_cameras(url: str, admin_key: str, data_dir: Path) -> None:
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    existing = {c["name"] for c in httpx.get(f"{url}/v1/cameras", headers=headers).json()["items"]}
+    for name, label in DEMO_CAMERAS:
+        if name in existing:
+            continue
+        video = make_demo_video(data_dir / "demo" / f"{name}.avi", label=f"facefleet {label}")
+        resp = httpx.post(
+            f"{url}/v1/cameras",
+            headers=headers,
+            json={"name": name, "source_url": f"file://{video.resolve()}", "target_fps": 5},
+        )
+        resp.raise_for_status()
+
+
+def run_demo(settings: Settings) -> int:
+    data_dir = settings.data_dir.resolve()
+    url = f"http://{settings.host}:{settings.port}"
+    env = {**os.environ, "FACEFLEET_DATA_DIR": str(data_dir)}
+    server = subprocess.Popen([sys.executable, "-m", "facefleet", "serve"], env=env)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        _wait_healthy(url, server)
+        keys = json.loads((data_dir / "default-tenant-keys.json").read_text())["keys"]
+        _seed_cameras(url, keys["admin"], data_dir)
+        for worker_id in DEMO_WORKERS:
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "facefleet", "worker"],
+                    env={
+                        **env,
+                        "WORKER_ID": worker_id,
+                        "FACEFLEET_WORKER_API_URL": url,
+                        "FACEFLEET_WORKER_API_KEY": keys["worker"],
+                        "FACEFLEET_WORKER_STATE_DIR": str(data_dir / "workers" / worker_id),
+                    },
+                )
+            )
+        console.rule("[bold]facefleet demo fleet")
+        console.print(f"control plane   {url}   (OpenAPI docs: {url}/docs)")
+        console.print(f"workers         {', '.join(DEMO_WORKERS)} streaming the demo cameras")
+        console.print(f"admin key       in {data_dir / 'default-tenant-keys.json'}")
+        console.print(
+            f"watch           curl -H 'Authorization: Bearer <admin key>' {url}/v1/workers/stats"
+        )
+        tenant_id = json.loads((data_dir / "default-tenant-keys.json").read_text())["tenant_id"]
+        console.print(
+            f"live events     ws://{settings.host}:{settings.port}/v1/workers/ws/{tenant_id}"
+            "?token=<admin key>"
+        )
+        console.print("Ctrl-C stops the workers cleanly, then the control plane.")
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()

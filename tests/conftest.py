@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixture_paths import require_fixtures
 from tests.harness import Api, FakeClock, make_settings, running_api
 from tests.services import create_pg_database, drop_pg_database
 
@@ -20,6 +21,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The shared face photos and video; tests using it skip when it is absent."""
+    return require_fixtures()
 
 
 @pytest.fixture

@@ -12,20 +12,7 @@ import pytest
 from facefleet.face.engine import FaceEngine
 from facefleet.face.images import load_image_rgb
 
-# The shared/fixtures folder beside the repository (CI lays it there too).
-FIXTURES_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-
 PhotoLoader = Callable[[str], npt.NDArray[np.uint8]]
-
-
-@pytest.fixture(scope="session")
-def fixtures_dir() -> Path:
-    if not FIXTURES_DIR.is_dir():
-        pytest.skip(
-            f"face fixtures not found at {FIXTURES_DIR.resolve()}: "
-            "the shared/fixtures folder must sit beside the repository"
-        )
-    return FIXTURES_DIR.resolve()
 
 
 @pytest.fixture(scope="session")

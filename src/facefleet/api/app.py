@@ -23,9 +23,11 @@ from facefleet.api.errors import install_error_handlers
 from facefleet.api.health.router import router as health_router
 from facefleet.api.observability.metrics import HttpMetricsMiddleware, Metrics
 from facefleet.api.observability.router import router as metrics_router
+from facefleet.api.people.router import router as people_router
 from facefleet.api.realtime.events import MemoryEventBroker
 from facefleet.api.realtime.router import router as realtime_router
 from facefleet.api.security import PrincipalCache
+from facefleet.api.sightings.router import router as sightings_router
 from facefleet.api.state import AppState
 from facefleet.api.storage.db.engine import create_engine, create_sessionmaker
 from facefleet.api.storage.db.migrate import upgrade
@@ -38,6 +40,11 @@ log = logging.getLogger(__name__)
 
 # Operators see coalesced liveness at most this often.
 DIGEST_PERIOD = 1.0
+
+
+def is_upload_path(path: str) -> bool:
+    """Photo uploads may be larger than every other request body."""
+    return path == "/v1/recognize" or (path.startswith("/v1/people/") and path.endswith("/faces"))
 
 
 def create_hot_store(settings: Settings) -> HotStore:
@@ -104,12 +111,19 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        upload_max_bytes=settings.max_upload_request_bytes,
+        upload_paths=is_upload_path,
+    )
     # Outermost, so refused bodies and unhandled errors are timed too.
     app.add_middleware(HttpMetricsMiddleware)
     app.include_router(workers_router)
     app.include_router(realtime_router)
     app.include_router(cameras_router)
+    app.include_router(people_router)
+    app.include_router(sightings_router)
     app.include_router(legacy_router)
     app.include_router(health_router)
     app.include_router(metrics_router)

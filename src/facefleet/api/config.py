@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, gt=0, description="Largest request body accepted, in bytes."
     )
+    max_upload_bytes: int = Field(
+        default=16 * 1_048_576, gt=0, description="Largest photo accepted for the gallery."
+    )
+    max_upload_request_bytes: int = Field(
+        default=64 * 1_048_576,
+        gt=0,
+        description="Largest request body on the photo upload routes (several photos).",
+    )
+    max_image_pixels: int = Field(
+        default=25_000_000, gt=0, description="Largest photo accepted, in pixels."
+    )
     auth_cache_seconds: float = Field(
         default=30.0, ge=0, description="Seconds a verified API key is cached in memory."
     )

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from facefleet.api.config import Settings
 from facefleet.api.observability.metrics import Metrics
+from facefleet.api.people.versions import GalleryVersions
 from facefleet.api.realtime.digest import StatsDigest
 from facefleet.api.realtime.events import EventBroker, MemoryEventBroker
 from facefleet.api.security import PrincipalCache
@@ -30,6 +31,7 @@ class AppState:
     events: EventBroker = field(default_factory=lambda: MemoryEventBroker())
     metrics: Metrics = field(default_factory=Metrics)
     digest: StatsDigest = field(init=False)
+    gallery_versions: GalleryVersions = field(init=False)
     # Command ids handed out in heartbeats, marked delivered by the flusher's next batch.
     delivered_commands: list[int] = field(default_factory=list)
 
@@ -37,3 +39,4 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.digest = StatsDigest(self.hot, self.events)
+        self.gallery_versions = GalleryVersions(self.sessions)

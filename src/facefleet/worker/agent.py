@@ -264,9 +264,7 @@ class WorkerAgent:
         self._capacity_changed.set()
 
     async def _stop_all(self, reason: str, grace: float = 5.0) -> None:
-        await asyncio.gather(
-            *(self.stop_stream(cid, reason, grace) for cid in list(self.streams))
-        )
+        await asyncio.gather(*(self.stop_stream(cid, reason, grace) for cid in list(self.streams)))
 
     async def release(self, camera_id: int) -> bool:
         """Stop a camera and give it back (the release_camera command)."""

@@ -30,6 +30,9 @@ class CameraCreate(CameraFields):
         default_factory=list, max_length=16, description="Labels a worker must have to take it."
     )
     priority: int = Field(default=0, ge=-1000, le=1000, description="Higher is assigned first.")
+    match_threshold: float | None = Field(
+        default=None, gt=0, le=2.0, description="Overrides the tenant's match threshold."
+    )
 
 
 class CameraUpdate(CameraFields):
@@ -39,6 +42,7 @@ class CameraUpdate(CameraFields):
     target_fps: float | None = Field(default=None, gt=0, le=60)
     required_labels: list[Label] | None = Field(default=None, max_length=16)
     priority: int | None = Field(default=None, ge=-1000, le=1000)
+    match_threshold: float | None = Field(default=None, gt=0, le=2.0)
 
 
 class CameraLeaseOut(BaseModel):
@@ -55,6 +59,7 @@ class CameraOut(BaseModel):
     target_fps: float
     required_labels: list[str]
     priority: int
+    match_threshold: float | None
     created_at: datetime
     updated_at: datetime
     lease: CameraLeaseOut

@@ -35,6 +35,7 @@ class CameraService:
                     target_fps=c.target_fps,
                     required_labels=labels[c.id],
                     priority=c.priority,
+                    match_threshold=c.match_threshold,
                     created_at=c.created_at,
                     updated_at=c.updated_at,
                     lease=schemas.CameraLeaseOut(
@@ -62,6 +63,7 @@ class CameraService:
             enabled=req.enabled,
             target_fps=req.target_fps,
             priority=req.priority,
+            match_threshold=req.match_threshold,
         )
         await cameras_repo.add(uow.session, camera, req.required_labels)
         return (await self._out(uow, [camera]))[0]
@@ -88,7 +90,8 @@ class CameraService:
             raise Conflict(f"a camera named {changes['name']!r} already exists")
         labels = changes.pop("required_labels", None)
         for field, value in changes.items():
-            if value is not None:
+            # match_threshold may be set back to null (the tenant's default); others may not.
+            if value is not None or field == "match_threshold":
                 setattr(camera, field, value)
         camera.updated_at = datetime.now(UTC)
         if labels is not None:

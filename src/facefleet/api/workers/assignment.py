@@ -6,7 +6,7 @@ import time
 
 from facefleet.api.errors import StaleEpoch
 from facefleet.api.security import Principal
-from facefleet.api.storage.db import events_repo, leases_repo
+from facefleet.api.storage.db import events_repo, leases_repo, people_repo
 from facefleet.api.storage.db.models import Camera
 from facefleet.api.storage.hot.base import WorkerStatus
 from facefleet.api.unit_of_work import UnitOfWork
@@ -14,7 +14,9 @@ from facefleet.api.workers import schemas
 from facefleet.api.workers.service import WorkerService, not_registered, to_datetime
 
 
-def assignment_of(camera: Camera, epoch: int, lease_ttl: float) -> schemas.Assignment:
+def assignment_of(
+    camera: Camera, epoch: int, lease_ttl: float, tenant_threshold: float
+) -> schemas.Assignment:
     return schemas.Assignment(
         camera_id=camera.id,
         name=camera.name,
@@ -22,10 +24,16 @@ def assignment_of(camera: Camera, epoch: int, lease_ttl: float) -> schemas.Assig
         target_fps=camera.target_fps,
         epoch=epoch,
         lease_ttl=lease_ttl,
+        match_threshold=(
+            camera.match_threshold if camera.match_threshold is not None else tenant_threshold
+        ),
     )
 
 
 class AssignmentService(WorkerService):
+    async def _threshold(self, uow: UnitOfWork, principal: Principal) -> float:
+        return (await people_repo.tenant(uow.session, principal.tenant_id)).match_threshold
+
     def _nothing(self, reason: str) -> schemas.CameraRequestResponse:
         return schemas.CameraRequestResponse(
             assignment=None, retry_after=self.settings.retry_after, reason=reason
@@ -76,7 +84,9 @@ class AssignmentService(WorkerService):
 
         uow.after_commit(publish)
         return schemas.CameraRequestResponse(
-            assignment=assignment_of(camera, epoch, self.settings.lease_ttl)
+            assignment=assignment_of(
+                camera, epoch, self.settings.lease_ttl, await self._threshold(uow, principal)
+            )
         )
 
     async def current(
@@ -84,10 +94,11 @@ class AssignmentService(WorkerService):
     ) -> schemas.CurrentAssignments:
         live = await self.live_worker(principal, worker_id, session_token)
         rows = await leases_repo.held_with_cameras(uow.session, live.pk)
+        threshold = await self._threshold(uow, principal)
         return schemas.CurrentAssignments(
             worker_id=worker_id,
             assignments=[
-                assignment_of(camera, lease.epoch, self.settings.lease_ttl)
+                assignment_of(camera, lease.epoch, self.settings.lease_ttl, threshold)
                 for camera, lease in rows
             ],
         )

@@ -76,6 +76,9 @@ class HeartbeatResponse(BaseModel):
     heartbeat_interval: float
     lease_ttl: float
     server_time: float
+    gallery_version: int = Field(
+        default=0, description="The tenant's gallery version: reload the gallery when it changes."
+    )
 
 
 class Assignment(BaseModel):
@@ -85,6 +88,7 @@ class Assignment(BaseModel):
     target_fps: float
     epoch: int
     lease_ttl: float
+    match_threshold: float = Field(description="Largest embedding distance that is a match.")
 
 
 class CameraRequestResponse(BaseModel):

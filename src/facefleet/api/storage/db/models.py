@@ -7,12 +7,14 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -69,6 +71,10 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Largest embedding distance that still counts as a match (cameras may override it).
+    match_threshold: Mapped[float] = mapped_column(Float, default=0.6, server_default="0.6")
+    # Bumped on every gallery edit; workers reload when the number they hold is older.
+    gallery_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiKey(Base):
@@ -112,6 +118,7 @@ class Camera(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     target_fps: Mapped[float] = mapped_column(Float, default=5.0)
     priority: Mapped[int] = mapped_column(Integer, default=0)
+    match_threshold: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -178,4 +185,61 @@ class WorkerEvent(Base):
     camera_id: Mapped[int | None] = mapped_column(Integer, default=None)
     epoch: Mapped[int | None] = mapped_column(Integer, default=None)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Person(Base):
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    external_ref: Mapped[str | None] = mapped_column(String(200), default=None)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FaceEmbedding(Base):
+    """One enrolled face: its embedding (float32 bytes) and the model that made it."""
+
+    __tablename__ = "faces"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    box: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    sharpness: Mapped[float] = mapped_column(Float, default=0.0)
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    source_name: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Sighting(Base):
+    """A person (or an unknown face) seen by one camera over one track of frames."""
+
+    __tablename__ = "sightings"
+    __table_args__ = (
+        UniqueConstraint("camera_id", "epoch", "track_id"),
+        Index("ix_sightings_tenant_time", "tenant_id", "first_seen"),
+        Index("ix_sightings_person_time", "person_id", "first_seen"),
+    )
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), default=None
+    )
+    worker_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("workers.id", ondelete="SET NULL"), default=None
+    )
+    epoch: Mapped[int] = mapped_column(Integer)
+    track_id: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column()
+    last_seen: Mapped[datetime] = mapped_column()
+    best_distance: Mapped[float | None] = mapped_column(Float, default=None)
+    frames: Mapped[int] = mapped_column(Integer, default=1)
+    crop: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -98,6 +98,10 @@ class HotStore(Protocol):
         """Insert or replace a worker's live record (registration, recovery); its pending
         queue starts empty."""
 
+    async def restore_worker(self, worker: LiveWorker) -> bool:
+        """Insert a worker's record unless the store already has one (recovery must never
+        overwrite a registration that raced it); True when it was inserted."""
+
     async def get_worker(self, tenant_id: str, worker_id: str) -> LiveWorker | None: ...
 
     async def list_workers(self, tenant_id: str | None = None) -> list[LiveWorker]: ...
@@ -153,4 +157,14 @@ class HotStore(Protocol):
     async def take_dirty(self) -> list[DirtyLiveness]:
         """Liveness changed since the last call (for the write-behind flush)."""
 
+    async def take_touched(self) -> dict[str, dict[str, dict[str, Any] | None]]:
+        """Workers that heartbeated since the last call, by tenant, each with the metrics of
+        its latest heartbeat (None: it sent none), for the stats digest."""
+
     async def heartbeat_rate(self, *, now: float, window: float = 10.0) -> float: ...
+
+    async def is_restored(self) -> bool:
+        """False until ``mark_restored``, and again once the store lost its contents (a
+        Redis restarted empty): the database must then be replayed into it."""
+
+    async def mark_restored(self) -> None: ...

@@ -31,6 +31,8 @@ class MemoryHotStore:
         self._dirty: set[str] = set()
         # (second, count) buckets for the heartbeat rate.
         self._rate: deque[list[int]] = deque(maxlen=_RATE_BUCKETS)
+        self._touched: dict[str, dict[str, dict[str, Any] | None]] = {}
+        self._restored = False
 
     async def ping(self) -> None:
         return None
@@ -41,6 +43,12 @@ class MemoryHotStore:
     async def put_worker(self, worker: LiveWorker) -> None:
         self._workers[worker.key] = copy.deepcopy(worker)
         self._pending.pop(worker.key, None)
+
+    async def restore_worker(self, worker: LiveWorker) -> bool:
+        if worker.key in self._workers:
+            return False
+        await self.put_worker(worker)
+        return True
 
     async def get_worker(self, tenant_id: str, worker_id: str) -> LiveWorker | None:
         worker = self._workers.get(worker_key(tenant_id, worker_id))
@@ -83,6 +91,7 @@ class MemoryHotStore:
         if metrics is not None:
             worker.metrics = metrics
         self._dirty.add(key)
+        self._touched.setdefault(tenant_id, {})[worker_id] = metrics
         self._count(now)
         pending = self._pending.pop(key, [])
         return HeartbeatOutcome(copy.deepcopy(worker), recovered, pending)
@@ -170,8 +179,18 @@ class MemoryHotStore:
         self._dirty.clear()
         return dirty
 
+    async def take_touched(self) -> dict[str, dict[str, dict[str, Any] | None]]:
+        touched, self._touched = self._touched, {}
+        return touched
+
     async def heartbeat_rate(self, *, now: float, window: float = 10.0) -> float:
         start = math.floor(now - window)
         end = math.floor(now)
         total = sum(count for second, count in self._rate if start <= second < end)
         return total / window
+
+    async def is_restored(self) -> bool:
+        return self._restored
+
+    async def mark_restored(self) -> None:
+        self._restored = True

@@ -1,0 +1,91 @@
+"""Face work for the gallery: decode an upload, find exactly one face, embed it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from facefleet.api.errors import FacefleetError
+from facefleet.face.engine import MODEL_NAME, Box, Face, FaceEngine
+from facefleet.face.images import ImageError, load_image_rgb
+
+THUMBNAIL_SIZE = 96
+_engine: FaceEngine | None = None
+_engine_lock = asyncio.Lock()
+
+
+class UnprocessableImage(FacefleetError):
+    status_code = 422
+
+
+@dataclass(frozen=True)
+class EnrolledFace:
+    source_name: str
+    box: Box
+    embedding: npt.NDArray[np.float32]
+    sharpness: float
+    thumbnail: bytes
+
+
+async def engine() -> FaceEngine:
+    """One engine per process, loaded on first use (the models take a moment)."""
+    global _engine
+    async with _engine_lock:
+        if _engine is None:
+            _engine = await asyncio.to_thread(FaceEngine, upsample=1)
+        return _engine
+
+
+def decode(name: str, data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
+    if not data:
+        raise UnprocessableImage(f"{name}: the file is empty")
+    try:
+        return load_image_rgb(data, max_pixels=max_pixels)
+    except ImageError as exc:
+        raise UnprocessableImage(f"{name}: {exc}") from exc
+
+
+def thumbnail(image: npt.NDArray[np.uint8], box: Box) -> bytes:
+    height, width = image.shape[:2]
+    pad = max(box.width, box.height) // 4
+    crop = image[
+        max(0, box.top - pad) : min(height, box.bottom + pad),
+        max(0, box.left - pad) : min(width, box.right + pad),
+    ]
+    small = cv2.resize(crop, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    return jpeg.tobytes() if ok else b""
+
+
+async def analyze(
+    name: str, data: bytes, max_pixels: int
+) -> tuple[npt.NDArray[np.uint8], list[Face]]:
+    image = await asyncio.to_thread(decode, name, data, max_pixels)
+    faces = await (await engine()).analyze_async(image)
+    return image, faces
+
+
+async def enroll_one(name: str, data: bytes, max_pixels: int) -> EnrolledFace:
+    """The single face of an enrollment photo; anything else is a 422 naming the file."""
+    image, faces = await analyze(name, data, max_pixels)
+    if not faces:
+        raise UnprocessableImage(f"{name}: no face found; use a clear, frontal photo")
+    if len(faces) > 1:
+        raise UnprocessableImage(
+            f"{name}: {len(faces)} faces found; an enrollment photo must show one person"
+        )
+    face = faces[0]
+    return EnrolledFace(
+        source_name=name,
+        box=face.box,
+        embedding=face.embedding.astype(np.float32),
+        sharpness=face.sharpness,
+        thumbnail=await asyncio.to_thread(thumbnail, image, face.box),
+    )
+
+
+__all__ = ["MODEL_NAME", "EnrolledFace", "UnprocessableImage", "analyze", "enroll_one"]

@@ -1,0 +1,263 @@
+"""The tenant's gallery: people, their enrolled faces, recognition by hand, the gallery
+that workers load. Every edit bumps the tenant's gallery version."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import numpy as np
+
+from facefleet.api.errors import NotFound
+from facefleet.api.people import faces as face_work
+from facefleet.api.people import schemas
+from facefleet.api.security import Principal
+from facefleet.api.state import AppState
+from facefleet.api.storage.db import people_repo
+from facefleet.api.storage.db.models import FaceEmbedding, Person
+from facefleet.api.unit_of_work import UnitOfWork
+from facefleet.face.engine import MODEL_NAME
+from facefleet.face.gallery import EMBEDDING_DIM, Gallery
+
+
+class PersonNotFound(NotFound):
+    pass
+
+
+class FaceNotFound(NotFound):
+    pass
+
+
+def box_out(box: dict[str, int]) -> schemas.BoxOut:
+    return schemas.BoxOut(**box)
+
+
+def face_out(face: FaceEmbedding) -> schemas.FaceOut:
+    return schemas.FaceOut(
+        id=face.id,
+        person_id=face.person_id,
+        model=face.model,
+        box=box_out(face.box),
+        sharpness=face.sharpness,
+        source_name=face.source_name,
+        created_at=face.created_at,
+        thumbnail_url=f"/v1/people/faces/{face.id}/thumbnail" if face.thumbnail else None,
+    )
+
+
+def person_out(person: Person, face_count: int) -> schemas.PersonOut:
+    return schemas.PersonOut(
+        id=person.id,
+        name=person.name,
+        external_ref=person.external_ref,
+        attributes=person.attributes,
+        face_count=face_count,
+        created_at=person.created_at,
+        updated_at=person.updated_at,
+    )
+
+
+class GalleryService:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    async def _person(self, uow: UnitOfWork, principal: Principal, person_id: int) -> Person:
+        person = await people_repo.get(uow.session, principal.tenant_id, person_id)
+        if person is None:
+            raise PersonNotFound(f"person {person_id} does not exist in this tenant")
+        return person
+
+    async def _edited(self, uow: UnitOfWork, principal: Principal) -> int:
+        version = await people_repo.bump_gallery_version(uow.session, principal.tenant_id)
+        tenant_id = principal.tenant_id
+
+        async def publish() -> None:
+            self.state.gallery_versions.set(tenant_id, version)
+            await self.state.events.publish(tenant_id, "gallery_changed", {"version": version})
+
+        uow.after_commit(publish)
+        return version
+
+    async def create(
+        self, uow: UnitOfWork, principal: Principal, req: schemas.PersonCreate
+    ) -> schemas.PersonOut:
+        person = Person(
+            tenant_id=principal.tenant_id,
+            name=req.name,
+            external_ref=req.external_ref,
+            attributes=req.attributes,
+        )
+        uow.session.add(person)
+        await uow.session.flush()
+        await self._edited(uow, principal)
+        return person_out(person, 0)
+
+    async def page(
+        self, uow: UnitOfWork, principal: Principal, query: str | None, offset: int, limit: int
+    ) -> schemas.PersonPage:
+        people, total = await people_repo.page(
+            uow.session, principal.tenant_id, query, offset, limit
+        )
+        counts = await people_repo.face_counts(uow.session, [p.id for p in people])
+        return schemas.PersonPage(
+            items=[person_out(p, counts.get(p.id, 0)) for p in people],
+            total=total,
+            offset=offset,
+            limit=limit,
+        )
+
+    async def get(
+        self, uow: UnitOfWork, principal: Principal, person_id: int
+    ) -> schemas.PersonDetail:
+        person = await self._person(uow, principal, person_id)
+        faces = await people_repo.faces_of(uow.session, person.id)
+        return schemas.PersonDetail(
+            **person_out(person, len(faces)).model_dump(), faces=[face_out(f) for f in faces]
+        )
+
+    async def update(
+        self, uow: UnitOfWork, principal: Principal, person_id: int, req: schemas.PersonUpdate
+    ) -> schemas.PersonOut:
+        person = await self._person(uow, principal, person_id)
+        for field, value in req.model_dump(exclude_unset=True).items():
+            if field == "name" and value is None:
+                continue
+            setattr(person, field, value if value is not None or field != "attributes" else {})
+        person.updated_at = datetime.now(UTC)
+        await uow.session.flush()
+        await self._edited(uow, principal)
+        counts = await people_repo.face_counts(uow.session, [person.id])
+        return person_out(person, counts.get(person.id, 0))
+
+    async def delete(self, uow: UnitOfWork, principal: Principal, person_id: int) -> None:
+        person = await self._person(uow, principal, person_id)
+        await uow.session.delete(person)
+        await uow.session.flush()
+        await self._edited(uow, principal)
+
+    async def enroll(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        person_id: int,
+        uploads: list[tuple[str, bytes]],
+    ) -> schemas.EnrollResponse:
+        """Add faces from photos: all of them, or none when one is refused (422)."""
+        person = await self._person(uow, principal, person_id)
+        max_pixels = self.state.settings.max_image_pixels
+        enrolled = [await face_work.enroll_one(name, data, max_pixels) for name, data in uploads]
+        rows = [
+            FaceEmbedding(
+                tenant_id=principal.tenant_id,
+                person_id=person.id,
+                model=MODEL_NAME,
+                embedding=face.embedding.astype("<f4").tobytes(),
+                box={
+                    "left": face.box.left,
+                    "top": face.box.top,
+                    "right": face.box.right,
+                    "bottom": face.box.bottom,
+                },
+                sharpness=face.sharpness,
+                thumbnail=face.thumbnail or None,
+                source_name=face.source_name[:255],
+            )
+            for face in enrolled
+        ]
+        uow.session.add_all(rows)
+        person.updated_at = datetime.now(UTC)
+        await uow.session.flush()
+        version = await self._edited(uow, principal)
+        return schemas.EnrollResponse(
+            person_id=person.id, faces=[face_out(r) for r in rows], gallery_version=version
+        )
+
+    async def remove_face(
+        self, uow: UnitOfWork, principal: Principal, person_id: int, face_id: int
+    ) -> None:
+        face = await people_repo.face(uow.session, principal.tenant_id, face_id)
+        if face is None or face.person_id != person_id:
+            raise FaceNotFound(f"person {person_id} has no face {face_id}")
+        await uow.session.delete(face)
+        await uow.session.flush()
+        await self._edited(uow, principal)
+
+    async def thumbnail(self, uow: UnitOfWork, principal: Principal, face_id: int) -> bytes:
+        face = await people_repo.face(uow.session, principal.tenant_id, face_id)
+        if face is None or not face.thumbnail:
+            raise FaceNotFound(f"face {face_id} has no thumbnail in this tenant")
+        return face.thumbnail
+
+    async def gallery(self, uow: UnitOfWork, principal: Principal) -> schemas.GalleryOut:
+        tenant = await people_repo.tenant(uow.session, principal.tenant_id)
+        rows = await people_repo.all_embeddings(uow.session, principal.tenant_id, MODEL_NAME)
+        names = await people_repo.names(uow.session, principal.tenant_id)
+        matrix = b"".join(emb for _, emb in rows)
+        return schemas.GalleryOut(
+            version=tenant.gallery_version,
+            model=MODEL_NAME,
+            threshold=tenant.match_threshold,
+            dim=EMBEDDING_DIM,
+            person_ids=[pid for pid, _ in rows],
+            people={str(pid): name for pid, name in names.items()},
+            embeddings_b64=base64.b64encode(matrix).decode(),
+        )
+
+    async def recognize(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        name: str,
+        data: bytes,
+        threshold: float | None,
+    ) -> schemas.RecognizeResponse:
+        tenant = await people_repo.tenant(uow.session, principal.tenant_id)
+        limit = threshold if threshold is not None else tenant.match_threshold
+        rows = await people_repo.all_embeddings(uow.session, principal.tenant_id, MODEL_NAME)
+        names = await people_repo.names(uow.session, principal.tenant_id)
+        _, found = await face_work.analyze(name, data, self.state.settings.max_image_pixels)
+        if rows:
+            matrix = np.frombuffer(b"".join(e for _, e in rows), dtype="<f4").reshape(-1, 128)
+            gallery = Gallery(matrix, [str(pid) for pid, _ in rows])
+        else:
+            gallery = Gallery.empty()
+        matches = gallery.match([f.embedding for f in found], limit) if found else []
+        out = []
+        for face, match in zip(found, matches, strict=True):
+            pid = int(match.person_id) if match.person_id is not None else None
+            out.append(
+                schemas.RecognizedFace(
+                    box=schemas.BoxOut(
+                        left=face.box.left,
+                        top=face.box.top,
+                        right=face.box.right,
+                        bottom=face.box.bottom,
+                    ),
+                    person_id=pid,
+                    person_name=names.get(pid) if pid is not None else None,
+                    distance=None if np.isinf(match.distance) else round(match.distance, 4),
+                    known=pid is not None,
+                )
+            )
+        return schemas.RecognizeResponse(
+            faces=out, threshold=limit, gallery_version=tenant.gallery_version, model=MODEL_NAME
+        )
+
+    async def settings(self, uow: UnitOfWork, principal: Principal) -> schemas.TenantSettingsOut:
+        tenant = await people_repo.tenant(uow.session, principal.tenant_id)
+        return schemas.TenantSettingsOut(
+            tenant_id=tenant.id,
+            name=tenant.name,
+            match_threshold=tenant.match_threshold,
+            gallery_version=tenant.gallery_version,
+        )
+
+    async def update_settings(
+        self, uow: UnitOfWork, principal: Principal, req: schemas.TenantSettingsUpdate
+    ) -> schemas.TenantSettingsOut:
+        tenant = await people_repo.tenant(uow.session, principal.tenant_id)
+        tenant.match_threshold = req.match_threshold
+        await uow.session.flush()
+        # Workers match with the threshold they loaded: a new one means a reload.
+        await self._edited(uow, principal)
+        return await self.settings(uow, principal)

@@ -1,0 +1,87 @@
+"""Sightings storage: upsert by (camera, epoch, track) and filtered listing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
+
+from facefleet.api.storage.db.models import Camera, Person, Sighting, Worker
+
+
+@dataclass(frozen=True)
+class SightingFilter:
+    camera_id: int | None = None
+    person_id: int | None = None
+    known: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def existing(
+    session: AsyncSession, camera_id: int, epoch: int, track_ids: list[str]
+) -> dict[str, Sighting]:
+    rows = await session.scalars(
+        select(Sighting).where(
+            Sighting.camera_id == camera_id,
+            Sighting.epoch == epoch,
+            Sighting.track_id.in_(track_ids),
+        )
+    )
+    return {s.track_id: s for s in rows}
+
+
+def _filtered(
+    query: Select[tuple[Sighting]], tenant_id: str, f: SightingFilter
+) -> Select[tuple[Sighting]]:
+    query = query.where(Sighting.tenant_id == tenant_id)
+    if f.camera_id is not None:
+        query = query.where(Sighting.camera_id == f.camera_id)
+    if f.person_id is not None:
+        query = query.where(Sighting.person_id == f.person_id)
+    if f.known is True:
+        query = query.where(Sighting.person_id.is_not(None))
+    elif f.known is False:
+        query = query.where(Sighting.person_id.is_(None))
+    if f.since is not None:
+        query = query.where(Sighting.last_seen >= f.since)
+    if f.until is not None:
+        query = query.where(Sighting.first_seen <= f.until)
+    return query
+
+
+async def page(
+    session: AsyncSession, tenant_id: str, f: SightingFilter, offset: int, limit: int
+) -> tuple[list[tuple[Sighting, str | None, str | None, str | None]], int]:
+    total = await session.scalar(
+        _filtered(select(Sighting), tenant_id, f).with_only_columns(func.count())
+    )
+    rows = await session.execute(
+        _filtered(select(Sighting), tenant_id, f)
+        .add_columns(Camera.name, Person.name, Worker.worker_id)
+        .outerjoin(Camera, Camera.id == Sighting.camera_id)
+        .outerjoin(Person, Person.id == Sighting.person_id)
+        .outerjoin(Worker, Worker.id == Sighting.worker_pk)
+        .order_by(Sighting.first_seen.desc(), Sighting.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return [(s, cam, person, worker) for s, cam, person, worker in rows], int(total or 0)
+
+
+async def get(session: AsyncSession, tenant_id: str, sighting_id: int) -> Sighting | None:
+    return await session.scalar(
+        select(Sighting).where(Sighting.tenant_id == tenant_id, Sighting.id == sighting_id)
+    )
+
+
+async def people_ids(session: AsyncSession, tenant_id: str, ids: set[int]) -> set[int]:
+    if not ids:
+        return set()
+    rows = await session.scalars(
+        select(Person.id).where(Person.tenant_id == tenant_id, Person.id.in_(list(ids)))
+    )
+    return set(rows)

@@ -86,7 +86,7 @@ def test_three_workers_three_cameras_each_streamed_by_exactly_one(
         workers = [start_worker(spawn, control, f"worker-{i}") for i in range(3)]
 
         streams = wait_for(
-            lambda: one_camera_each(admin, workers), 30, "every worker to stream one camera"
+            lambda: one_camera_each(admin, workers), 60, "every worker to stream one camera"
         )
         streamed = [cam for cams in streams.values() for cam in cams]
         assert sorted(streamed) == sorted(cameras)  # each camera exactly once
@@ -102,12 +102,12 @@ def test_kill_9_moves_the_camera_to_a_spare_and_history_shows_offline(
     with control.admin() as admin:
         (cam,) = add_cameras(admin, demo_video, 1)
         victim = start_worker(spawn, control, "victim")
-        wait_for(lambda: streaming_cameras(admin, "victim") == {cam}, 30, "victim streaming")
+        wait_for(lambda: streaming_cameras(admin, "victim") == {cam}, 60, "victim streaming")
         spare = start_worker(spawn, control, "spare")
         wait_for(lambda: worker_status(admin, "spare") == "online", 30, "spare up")
         killed_at = time.monotonic()
         victim.signal(signal.SIGKILL)
-        wait_for(lambda: streaming_cameras(admin, "spare") == {cam}, 30, "spare streaming")
+        wait_for(lambda: streaming_cameras(admin, "spare") == {cam}, 60, "spare streaming")
         failover = time.monotonic() - killed_at
         assert failover < 15, failover  # the benchmark measures the median against 10 s
         detail = worker_detail(admin, "victim")
@@ -124,7 +124,7 @@ def test_sigterm_releases_signals_deregisters_and_exits_zero(
     with control.admin() as admin:
         (cam,) = add_cameras(admin, demo_video, 1)
         leaving = start_worker(spawn, control, "leaving")
-        wait_for(lambda: streaming_cameras(admin, "leaving") == {cam}, 30, "streaming")
+        wait_for(lambda: streaming_cameras(admin, "leaving") == {cam}, 60, "streaming")
         start_worker(spawn, control, "spare")
         wait_for(lambda: worker_status(admin, "spare") == "online", 30, "spare up")
         stopped_at = time.monotonic()
@@ -150,11 +150,12 @@ def one_camera_each(
 def test_control_plane_restart_keeps_every_worker_on_its_camera(
     tmp_path: Path, demo_video: Path
 ) -> None:
-    # A longer TTL gives the restarted process (imports, migrations) room inside the grace.
+    # A longer TTL gives the restarted process (imports, migrations) room inside the grace,
+    # even on a busy machine.
     plane = ControlPlane(
         tmp_path,
         f"sqlite+aiosqlite:///{tmp_path / 'facefleet.db'}",
-        env={"FACEFLEET_LEASE_TTL": "12"},
+        env={"FACEFLEET_LEASE_TTL": "20"},
     )
     plane.start()
     workers: list[WorkerProcess] = []
@@ -162,7 +163,7 @@ def test_control_plane_restart_keeps_every_worker_on_its_camera(
         with plane.admin() as admin:
             add_cameras(admin, demo_video, 2)
             workers = [WorkerProcess(f"w{i}", plane, tmp_path).start() for i in range(2)]
-            before = wait_for(lambda: one_camera_each(admin, workers), 30, "both workers streaming")
+            before = wait_for(lambda: one_camera_each(admin, workers), 60, "both workers streaming")
         plane.stop()
         time.sleep(1.0)
         plane.start()
@@ -188,7 +189,7 @@ def test_a_worker_cut_off_stops_streaming_before_its_lease_ends(
     with control.admin() as admin:
         (cam,) = add_cameras(admin, demo_video, 1)
         worker = start_worker(spawn, control, "islanded")
-        wait_for(lambda: streaming_cameras(admin, "islanded") == {cam}, 30, "streaming")
+        wait_for(lambda: streaming_cameras(admin, "islanded") == {cam}, 60, "streaming")
     cut_at = time.monotonic()
     control.stop(signal.SIGKILL)
     wait_for(lambda: "fenced" in worker.log(), LEASE_TTL + 2, "the worker to fence itself")
@@ -204,7 +205,7 @@ def test_operator_command_and_shutdown_reach_a_live_worker(
     with control.admin() as admin:
         (cam,) = add_cameras(admin, demo_video, 1)
         worker = start_worker(spawn, control, "obedient")
-        wait_for(lambda: streaming_cameras(admin, "obedient") == {cam}, 30, "streaming")
+        wait_for(lambda: streaming_cameras(admin, "obedient") == {cam}, 60, "streaming")
         sent = admin.post(
             "/v1/workers/obedient/commands",
             json={"type": "snapshot", "payload": {"camera_id": cam}},

@@ -17,10 +17,10 @@ import face_recognition_models
 import numpy as np
 import numpy.typing as npt
 
-from facefleet.face.gallery import EMBEDDING_DIM
+from facefleet.face.model import EMBEDDING_DIM, MODEL_NAME
 
 # Stored with every embedding: embeddings of different models are not comparable.
-MODEL_NAME = "dlib_resnet_v1"
+__all__ = ["MODEL_NAME", "Box", "Face", "FaceEngine"]
 
 DetectorKind = Literal["hog", "cnn"]
 

@@ -9,9 +9,11 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from facefleet.face.model import EMBEDDING_DIM
+
 # Length of dlib's ResNet descriptors. Defined here, not in the engine, so that matching
 # never loads dlib.
-EMBEDDING_DIM = 128
+__all__ = ["DEFAULT_THRESHOLD", "EMBEDDING_DIM", "Gallery", "Match"]
 # dlib's ResNet was trained so that faces of one person lie within 0.6 of each other.
 DEFAULT_THRESHOLD = 0.6
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-
-import cv2
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from facefleet.api.errors import FacefleetError
-from facefleet.face.engine import MODEL_NAME, Box, Face, FaceEngine
-from facefleet.face.images import ImageError, load_image_rgb
+from facefleet.face.model import MODEL_NAME
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from facefleet.face.engine import Box, Face, FaceEngine
+
+# OpenCV, numpy and dlib are imported on first use, so the control plane starts (and
+# restarts) quickly; only the gallery routes need them.
 
 THUMBNAIL_SIZE = 96
 _engine: FaceEngine | None = None
@@ -36,11 +41,15 @@ async def engine() -> FaceEngine:
     global _engine
     async with _engine_lock:
         if _engine is None:
+            from facefleet.face.engine import FaceEngine
+
             _engine = await asyncio.to_thread(FaceEngine, upsample=1)
         return _engine
 
 
 def decode(name: str, data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
+    from facefleet.face.images import ImageError, load_image_rgb
+
     if not data:
         raise UnprocessableImage(f"{name}: the file is empty")
     try:
@@ -50,6 +59,8 @@ def decode(name: str, data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
 
 
 def thumbnail(image: npt.NDArray[np.uint8], box: Box) -> bytes:
+    import cv2
+
     height, width = image.shape[:2]
     pad = max(box.width, box.height) // 4
     crop = image[
@@ -82,7 +93,7 @@ async def enroll_one(name: str, data: bytes, max_pixels: int) -> EnrolledFace:
     return EnrolledFace(
         source_name=name,
         box=face.box,
-        embedding=face.embedding.astype(np.float32),
+        embedding=face.embedding,
         sharpness=face.sharpness,
         thumbnail=await asyncio.to_thread(thumbnail, image, face.box),
     )

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 
-import numpy as np
-
 from facefleet.api.errors import NotFound
 from facefleet.api.people import faces as face_work
 from facefleet.api.people import schemas
@@ -16,8 +14,7 @@ from facefleet.api.state import AppState
 from facefleet.api.storage.db import people_repo
 from facefleet.api.storage.db.models import FaceEmbedding, Person
 from facefleet.api.unit_of_work import UnitOfWork
-from facefleet.face.engine import MODEL_NAME
-from facefleet.face.gallery import EMBEDDING_DIM, Gallery
+from facefleet.face.model import EMBEDDING_DIM, MODEL_NAME
 
 
 class PersonNotFound(NotFound):
@@ -215,6 +212,10 @@ class GalleryService:
         limit = threshold if threshold is not None else tenant.match_threshold
         rows = await people_repo.all_embeddings(uow.session, principal.tenant_id, MODEL_NAME)
         names = await people_repo.names(uow.session, principal.tenant_id)
+        import numpy as np
+
+        from facefleet.face.gallery import Gallery
+
         _, found = await face_work.analyze(name, data, self.state.settings.max_image_pixels)
         if rows:
             matrix = np.frombuffer(b"".join(e for _, e in rows), dtype="<f4").reshape(-1, 128)

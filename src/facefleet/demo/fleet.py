@@ -15,11 +15,13 @@ import httpx
 from rich.console import Console
 
 from facefleet.api.config import Settings
+from facefleet.demo.faces import DEMO_PERSON, make_face_video, portrait_path
 from facefleet.demo.video import make_demo_video
 
 console = Console()
 DEMO_WORKERS = ("demo-worker-1", "demo-worker-2")
 DEMO_CAMERAS = (("demo-lobby", "lobby"), ("demo-gate", "gate"))
+FACE_CAMERA = "demo-face"
 
 
 def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -38,17 +40,43 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout: float = 60
 
 def _seed_cameras(url: str, admin_key: str, data_dir: Path) -> None:
     headers = {"Authorization": f"Bearer {admin_key}"}
-    existing = {c["name"] for c in httpx.get(f"{url}/v1/cameras", headers=headers).json()["items"]}
-    for name, label in DEMO_CAMERAS:
-        if name in existing:
-            continue
-        video = make_demo_video(data_dir / "demo" / f"{name}.avi", label=f"facefleet {label}")
+    listed = httpx.get(f"{url}/v1/cameras", headers=headers).json()["items"]
+    existing = {c["name"] for c in listed}
+    videos = {
+        name: make_demo_video(data_dir / "demo" / f"{name}.avi", label=f"facefleet {label}")
+        for name, label in DEMO_CAMERAS
+        if name not in existing
+    }
+    if FACE_CAMERA not in existing:
+        try:
+            videos[FACE_CAMERA] = make_face_video(data_dir / "demo" / f"{FACE_CAMERA}.avi")
+            _enroll_demo_person(url, headers)
+        except FileNotFoundError as exc:
+            console.print(f"[yellow]no face demo:[/yellow] {exc}")
+    for name, video in videos.items():
         resp = httpx.post(
             f"{url}/v1/cameras",
             headers=headers,
             json={"name": name, "source_url": f"file://{video.resolve()}", "target_fps": 5},
         )
         resp.raise_for_status()
+
+
+def _enroll_demo_person(url: str, headers: dict[str, str]) -> None:
+    """The person in the face camera, enrolled from the portrait the video animates."""
+    people = httpx.get(f"{url}/v1/people", params={"q": DEMO_PERSON}, headers=headers)
+    if people.json()["total"]:
+        return
+    person = httpx.post(f"{url}/v1/people", json={"name": DEMO_PERSON}, headers=headers)
+    person.raise_for_status()
+    photo = portrait_path()
+    enrolled = httpx.post(
+        f"{url}/v1/people/{person.json()['id']}/faces",
+        files={"files": (photo.name, photo.read_bytes(), "image/png")},
+        headers=headers,
+        timeout=120,  # the first enrollment loads the face models
+    )
+    enrolled.raise_for_status()
 
 
 def run_demo(settings: Settings) -> int:
@@ -77,6 +105,10 @@ def run_demo(settings: Settings) -> int:
         console.rule("[bold]facefleet demo fleet")
         console.print(f"control plane   {url}   (OpenAPI docs: {url}/docs)")
         console.print(f"workers         {', '.join(DEMO_WORKERS)} streaming the demo cameras")
+        console.print(
+            f"recognition     {DEMO_PERSON} walks past {FACE_CAMERA}: "
+            f"curl -H 'Authorization: Bearer <admin key>' {url}/v1/sightings"
+        )
         console.print(f"admin key       in {data_dir / 'default-tenant-keys.json'}")
         console.print(
             f"watch           curl -H 'Authorization: Bearer <admin key>' {url}/v1/workers/stats"

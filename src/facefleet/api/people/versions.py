@@ -1,13 +1,23 @@
-"""Each tenant's gallery version for heartbeat responses, without a query per heartbeat:
-read from the database at most once per ``ttl`` per tenant, and set directly on edits."""
+"""Each tenant's gallery version for heartbeat responses, without a query per heartbeat.
+
+Heartbeats are answered from memory; a version older than ``ttl`` is refreshed from the
+database in the background, so a slow or unreachable database never holds a heartbeat
+up. Edits on this replica set the new version directly.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from facefleet.api.storage.db import people_repo
+
+log = logging.getLogger(__name__)
+FIRST_READ_TIMEOUT = 1.0
 
 
 class GalleryVersions:
@@ -15,20 +25,39 @@ class GalleryVersions:
         self._sessions = sessions
         self._ttl = ttl
         self._cache: dict[str, tuple[int, float]] = {}
+        self._refreshing: dict[str, asyncio.Task[int]] = {}
 
     def set(self, tenant_id: str, version: int) -> None:
         self._cache[tenant_id] = (version, time.monotonic())
 
     async def get(self, tenant_id: str) -> int:
         cached = self._cache.get(tenant_id)
-        if cached is not None and time.monotonic() - cached[1] < self._ttl:
+        if cached is not None:
+            if time.monotonic() - cached[1] >= self._ttl:
+                self._refresh(tenant_id)
             return cached[0]
+        with contextlib.suppress(Exception):
+            return await asyncio.wait_for(
+                asyncio.shield(self._refresh(tenant_id)), FIRST_READ_TIMEOUT
+            )
+        return 0
+
+    def _refresh(self, tenant_id: str) -> asyncio.Task[int]:
+        task = self._refreshing.get(tenant_id)
+        if task is None or task.done():
+            task = asyncio.create_task(self._read(tenant_id))
+            # A failed refresh is retried on the next heartbeat; its error is logged, not raised.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._refreshing[tenant_id] = task
+        return task
+
+    async def _read(self, tenant_id: str) -> int:
         try:
             async with self._sessions() as session:
                 version = await people_repo.gallery_version(session, tenant_id)
                 await session.rollback()
-        except Exception:
-            # The heartbeat must not fail for this: the last known version will do.
-            return cached[0] if cached else 0
+        except Exception as exc:
+            log.debug("gallery version of %s not refreshed: %s", tenant_id, exc)
+            raise
         self.set(tenant_id, version)
         return version

@@ -37,6 +37,7 @@ class Stream:
     assignment: Assignment
     runner: CameraRunner
     task: asyncio.Task[None]
+    started_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class WorkerAgent:
         self.state = AgentState()
         self.stopping = asyncio.Event()
         self._capacity_changed = asyncio.Event()
+        self._stopping_streams: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -155,7 +157,7 @@ class WorkerAgent:
                 if self.state.fenced:
                     log.info("control plane reachable again; leases confirmed")
                     self.state.fenced = False
-                await self._obey(result)
+                await self._obey(result, sent_at)
             await asyncio.sleep(self._next_interval())
 
     async def _fence_loop(self) -> None:
@@ -203,16 +205,23 @@ class WorkerAgent:
 
     # -- acting on the control plane ------------------------------------------------------
 
-    async def _obey(self, result: HeartbeatResult) -> None:
+    async def _obey(self, result: HeartbeatResult, sent_at: float | None = None) -> None:
         self.state.heartbeat_interval = result.heartbeat_interval
         self.state.lease_ttl = result.lease_ttl
         valid = {le.camera_id: le.epoch for le in result.leases if le.valid}
         for camera_id, stream in list(self.streams.items()):
+            if sent_at is not None and stream.started_at > sent_at:
+                continue  # taken after this heartbeat left: its leases cannot show it yet
             if valid.get(camera_id) != stream.assignment.epoch:
                 await self.stop_stream(camera_id, "lease revoked")
         if result.desired_state != self.state.desired_state:
             log.info("control plane says %s", result.desired_state)
             self.state.desired_state = result.desired_state
+        if result.gallery_version is not None:
+            for stream in self.streams.values():
+                notify = getattr(stream.runner.processor, "on_gallery_version", None)
+                if notify is not None:
+                    notify(result.gallery_version)
         for command in result.commands:
             await self._execute(command)
         if result.desired_state == "stop":
@@ -262,6 +271,18 @@ class WorkerAgent:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await stream.task
         self._capacity_changed.set()
+
+    def stop_stale_stream(self, camera_id: int, epoch: int) -> None:
+        """The control plane refused this epoch: stop the stream now, without waiting here.
+
+        Called from inside the stream's own pipeline, which stop_stream() waits on.
+        """
+        stream = self.streams.get(camera_id)
+        if stream is None or stream.assignment.epoch != epoch:
+            return  # already stopped, or the camera came back at a newer epoch
+        task = asyncio.create_task(self.stop_stream(camera_id, "stale epoch"))
+        self._stopping_streams.add(task)
+        task.add_done_callback(self._stopping_streams.discard)
 
     async def _stop_all(self, reason: str, grace: float = 5.0) -> None:
         await asyncio.gather(*(self.stop_stream(cid, reason, grace) for cid in list(self.streams)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,3 +25,34 @@ class WorkerSettings(BaseSettings):
         default=10.0, gt=0, description="Bound on a graceful shutdown, in seconds."
     )
     request_timeout: float = Field(default=5.0, gt=0, description="Timeout of each API call.")
+
+    # -- the face pipeline ----------------------------------------------------------------
+    pipeline: Literal["face", "measure"] = Field(
+        default="face",
+        description="face: recognise and report sightings; measure: only count frames.",
+    )
+    face_detector: Literal["hog", "cnn"] = Field(
+        default="hog", description="hog is fast on CPU; cnn finds smaller and turned faces."
+    )
+    face_upsample: int = Field(
+        default=0, ge=0, le=2, description="Detection upsampling (finds smaller faces, ~4x cost)."
+    )
+    face_detection_width: int = Field(
+        default=640, ge=64, description="Frames wider than this are downscaled for detection."
+    )
+    min_face_size: int = Field(
+        default=40, ge=0, description="Smaller faces (pixels) are tracked but do not vote."
+    )
+    min_sharpness: float = Field(
+        default=10.0, ge=0, description="Blurrier faces (Laplacian variance) do not vote."
+    )
+    report_unknown: bool = Field(
+        default=True, description="Report faces matching nobody as unknown sightings."
+    )
+    send_crops: bool = Field(default=True, description="Send a small JPEG of each track's face.")
+    track_max_gap: float = Field(
+        default=1.5, gt=0, description="Seconds without a face after which its track ends."
+    )
+    sighting_update_interval: float = Field(
+        default=10.0, gt=0, description="Seconds between updates of a track still in view."
+    )

@@ -8,8 +8,9 @@ import os
 import signal
 import sys
 
-from facefleet.worker.agent import IdentityRefused, WorkerAgent
+from facefleet.worker.agent import IdentityRefused, RunnerFactory, WorkerAgent
 from facefleet.worker.config import WorkerSettings
+from facefleet.worker.pipeline.face_pipeline import FacePipeline, load_engine, processor_config
 from facefleet.worker.pipeline.processor import CameraRunner, MeasuringProcessor
 from facefleet.worker.pipeline.source import FrameSource
 from facefleet.worker.worker_client import Assignment, WorkerClient, WorkerClientError
@@ -24,7 +25,7 @@ EXIT_API = 4
 
 
 def measuring_runner(assignment: Assignment) -> CameraRunner:
-    """A stream that is only measured; the face pipeline replaces the processor."""
+    """A stream that is only counted and timed (FACEFLEET_WORKER_PIPELINE=measure)."""
     return CameraRunner(
         FrameSource(assignment.source_url), MeasuringProcessor(), assignment.target_fps
     )
@@ -49,12 +50,19 @@ async def run_worker(settings: WorkerSettings) -> int:
         timeout=settings.request_timeout,
     )
     async with client:
+        runner_factory: RunnerFactory = measuring_runner
+        pipeline: FacePipeline | None = None
+        if settings.pipeline == "face":
+            pipeline = FacePipeline(client, await load_engine(settings), processor_config(settings))
+            runner_factory = pipeline.runner
         agent = WorkerAgent(
             client,
-            measuring_runner,
+            runner_factory,
             fence_margin=settings.fence_margin,
             shutdown_timeout=settings.shutdown_timeout,
         )
+        if pipeline is not None:
+            pipeline.on_stale = agent.stop_stale_stream
         _install_signal_handlers(agent)
         try:
             await agent.run()

@@ -72,6 +72,8 @@ class HeartbeatResult(_Result):
     heartbeat_interval: float
     lease_ttl: float
     server_time: float
+    # The tenant's gallery version: a worker holding an older one reloads it.
+    gallery_version: int | None = None
 
 
 class Assignment(_Result):
@@ -81,6 +83,8 @@ class Assignment(_Result):
     target_fps: float
     epoch: int
     lease_ttl: float
+    # The camera's effective match threshold; None from servers that predate it.
+    match_threshold: float | None = None
 
 
 class CameraRequestResult(_Result):
@@ -103,6 +107,35 @@ class ReleaseResult(_Result):
 class DeregisterResult(_Result):
     worker_id: str
     released_cameras: list[int]
+
+
+class GalleryData(_Result):
+    """The tenant's enrolled faces, as the worker matches against them."""
+
+    version: int
+    model: str
+    threshold: float  # the tenant's default; a camera's assignment may override it
+    dim: int
+    person_ids: list[int]  # the person of each embedding row
+    people: dict[str, str]  # person id -> name
+    embeddings_b64: str = Field(repr=False)  # row-major float32 little-endian (n, dim)
+
+
+class Sighting(BaseModel):
+    """One track of a face on a camera; posting the same track_id again updates it."""
+
+    track_id: str = Field(max_length=64)
+    person_id: int | None  # None: an unknown face
+    first_seen: float  # unix seconds
+    last_seen: float
+    best_distance: float | None
+    frames: int
+    crop_jpeg_b64: str | None = Field(default=None, repr=False)
+
+
+class SightingsAccepted(_Result):
+    accepted: int
+    ids: list[int] = Field(default_factory=list)
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -363,6 +396,24 @@ class WorkerClient:
         path = self._path(f"/commands/{int(command_id)}/ack")
         body = {"status": status, "result": dict(result or {})}
         return _json(await self._send_reregistering("POST", path, body))
+
+    async def get_gallery(self) -> GalleryData:
+        resp = await self._send_reregistering("GET", "/v1/gallery", None)
+        return _parse(resp, GalleryData)
+
+    async def report_sightings(
+        self, camera_id: int, epoch: int, sightings: Sequence[Sighting]
+    ) -> SightingsAccepted:
+        """Post sightings of a camera held at ``epoch``; StaleEpoch once it is not.
+
+        Safe to retry: a track_id posted again updates its sighting instead of adding one.
+        """
+        body = {
+            "camera_id": camera_id,
+            "epoch": epoch,
+            "sightings": [s.model_dump(mode="json") for s in sightings],
+        }
+        return await self._worker_call("POST", "/sightings", body, SightingsAccepted)
 
     # -- plumbing -----------------------------------------------------------------------
 

@@ -1,0 +1,262 @@
+"""Face recognition on a camera's frames: detect, gate, match, track, report sightings."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from facefleet.face.engine import Box, Face
+from facefleet.face.gallery import Match
+from facefleet.worker.pipeline.gallery_store import GallerySnapshot, GalleryStore
+from facefleet.worker.pipeline.processor import CameraRunner, MetricValue
+from facefleet.worker.pipeline.reporter import SightingReporter
+from facefleet.worker.pipeline.source import Frame, FrameSource, RateMeter
+from facefleet.worker.pipeline.tracker import FaceTracker, Observation, TrackerConfig, TrackReport
+from facefleet.worker.worker_client import Sighting
+
+
+class FaceAnalyzer(Protocol):
+    """What the processor needs of facefleet.face.engine.FaceEngine."""
+
+    def analyze(self, frame_rgb: npt.NDArray[np.uint8]) -> list[Face]: ...
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    """Faces too small or too blurred to trust for identity.
+
+    They are still tracked (they keep a track alive and count as frames seen) but do not vote
+    on who the track is: a track only of such faces is never reported.
+    """
+
+    min_face_size: int = 40  # shorter side in pixels; the embedding upsamples smaller faces
+    # Laplacian variance of the crop. It also falls on large, soft (upscaled) faces, so the
+    # default only catches crops with almost no detail, such as heavy motion blur.
+    min_sharpness: float = 10.0
+
+    def passes(self, face: Face) -> bool:
+        return face.size >= self.min_face_size and face.sharpness >= self.min_sharpness
+
+
+@dataclass(frozen=True)
+class FaceProcessorConfig:
+    quality: QualityGate = field(default_factory=QualityGate)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    report_unknown: bool = True  # unknown faces become sightings with person_id None
+    send_crops: bool = True
+    crop_size: int = 112  # longer side of the JPEG sent with a sighting, in pixels
+    close_timeout: float = 2.0  # bound on sending the last sightings when the stream stops
+
+
+class FaceProcessor:
+    """A camera's FrameProcessor. CPU work (colour conversion, detection, embedding and
+    matching) runs in a thread, so the event loop keeps heartbeating meanwhile."""
+
+    def __init__(
+        self,
+        engine: FaceAnalyzer,
+        gallery: GalleryStore,
+        reporter: SightingReporter,
+        *,
+        threshold: float | None = None,
+        config: FaceProcessorConfig | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config or FaceProcessorConfig()
+        self._engine = engine
+        self._gallery = gallery
+        self._reporter = reporter
+        # The camera's own threshold; None falls back to the tenant's, from the gallery.
+        self._threshold = threshold
+        self._tracker = FaceTracker(self.config.tracker)
+        self._wall_clock = wall_clock
+        self._rate = RateMeter()
+        self._frames = 0
+        self._frames_without_gallery = 0
+        self._frames_analyzed = 0
+        self._faces = 0
+        self._faces_low_quality = 0
+        self._sightings = 0
+        self._detect_ms = 0.0
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def tracker(self) -> FaceTracker:
+        return self._tracker
+
+    async def process(self, frame: Frame) -> None:
+        self._frames += 1
+        self._rate.tick(time.monotonic())
+        if self._closing is not None:
+            return
+        snapshot = await self._gallery.ready()
+        if snapshot is None:
+            # Matching against nothing would report every enrolled person as unknown.
+            self._frames_without_gallery += 1
+            return
+        threshold = self._threshold if self._threshold is not None else snapshot.threshold
+        started = time.perf_counter()
+        faces, matches = await asyncio.to_thread(self._analyze, frame.image, snapshot, threshold)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        # Smoothed: one slow frame should not make the heartbeat's figure jump.
+        weight = 1.0 if self._frames_analyzed == 0 else 0.2
+        self._detect_ms += weight * (elapsed_ms - self._detect_ms)
+        self._frames_analyzed += 1
+        if self._closing is not None:
+            return  # the stream stopped while this frame was analysed
+        # The moment the frame was captured, on the wall clock the control plane shows.
+        seen_at = self._wall_clock() - (time.monotonic() - frame.captured_at)
+        observations = []
+        for face, match in zip(faces, matches, strict=True):
+            votes = self.config.quality.passes(face)
+            self._faces_low_quality += not votes
+            crop = _crop_view(frame.image, face.box) if self.config.send_crops else None
+            observations.append(
+                Observation(face.box, face.embedding, match.person_id, match.distance, votes, crop)
+            )
+        self._faces += len(faces)
+        self._emit(self._tracker.update(observations, seen_at))
+        self._emit(self._tracker.due(seen_at))
+
+    def _analyze(
+        self, image_bgr: npt.NDArray[np.uint8], snapshot: GallerySnapshot, threshold: float
+    ) -> tuple[list[Face], list[Match]]:
+        rgb = np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+        faces = self._engine.analyze(rgb)
+        if not faces:
+            return [], []
+        matches = snapshot.gallery.match(np.stack([f.embedding for f in faces]), threshold)
+        return faces, matches
+
+    def _emit(self, reports: Sequence[TrackReport]) -> None:
+        for report in reports:
+            if report.person_id is None and not self.config.report_unknown:
+                continue
+            self._reporter.submit(self._sighting(report))
+            self._sightings += 1
+
+    def _sighting(self, report: TrackReport) -> Sighting:
+        crop = None
+        if report.crop is not None:
+            crop = _jpeg_b64(report.crop, self.config.crop_size)
+        return Sighting(
+            track_id=report.track_id,
+            person_id=int(report.person_id) if report.person_id is not None else None,
+            first_seen=report.first_seen,
+            last_seen=report.last_seen,
+            best_distance=report.best_distance,
+            frames=report.frames,
+            crop_jpeg_b64=crop,
+        )
+
+    async def reload_gallery(self) -> None:
+        await self._gallery.reload()
+
+    def on_gallery_version(self, version: int) -> None:
+        self._gallery.on_version(version)
+
+    async def aclose(self) -> None:
+        """End every track, report them and flush; shared by concurrent callers."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        self._emit(self._tracker.finish())
+        await self._reporter.aclose(self.config.close_timeout)
+
+    def metrics(self) -> dict[str, MetricValue]:
+        snapshot = self._gallery.current
+        reporter = self._reporter
+        return {
+            "frames_processed": self._frames,
+            "fps": round(self._rate.rate(time.monotonic()), 2),
+            "frames_analyzed": self._frames_analyzed,
+            "frames_without_gallery": self._frames_without_gallery,
+            "detect_ms": round(self._detect_ms, 1),
+            "faces_detected": self._faces,
+            "faces_low_quality": self._faces_low_quality,
+            "tracks_open": len(self._tracker),
+            "sightings_emitted": self._sightings,
+            "sightings_reported": reporter.accepted,
+            "sightings_pending": reporter.pending,
+            "sightings_dropped": reporter.dropped,
+            "gallery_size": len(snapshot.gallery) if snapshot is not None else 0,
+            "gallery_version": snapshot.version if snapshot is not None else -1,
+            "last_report_error": reporter.last_error,
+            "last_gallery_error": self._gallery.last_error,
+        }
+
+
+class FaceCameraRunner(CameraRunner):
+    """A CameraRunner that sends a stopping stream's last sightings before it lets go."""
+
+    processor: FaceProcessor
+
+    def __init__(
+        self, source: FrameSource, processor: FaceProcessor, target_fps: float | None
+    ) -> None:
+        super().__init__(source, processor, target_fps)
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            # For a source that ended on its own; after a stop() this joins the same close.
+            await self.processor.aclose()
+
+    async def stop(self, timeout: float = 5.0) -> bool:  # noqa: ASYNC109
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        # The stream stops first, so no frame is processed after its last sightings.
+        finished = await super().stop(max(0.0, timeout - self.processor.config.close_timeout))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.1, deadline - loop.time())):
+                await self.processor.aclose()
+        return finished
+
+
+def _crop_view(image: npt.NDArray[np.uint8], box: Box) -> npt.NDArray[np.uint8]:
+    """The face with a margin, as a view into the frame (copied only if it is kept)."""
+    height, width = image.shape[:2]
+    pad = max(box.width, box.height) // 5
+    return image[
+        max(0, box.top - pad) : min(height, box.bottom + pad),
+        max(0, box.left - pad) : min(width, box.right + pad),
+    ]
+
+
+def _jpeg_b64(crop_bgr: npt.NDArray[np.uint8], size: int) -> str | None:
+    height, width = crop_bgr.shape[:2]
+    if height == 0 or width == 0:
+        return None
+    scale = min(1.0, size / max(height, width))
+    if scale < 1.0:
+        crop_bgr = np.asarray(
+            cv2.resize(
+                crop_bgr,
+                (max(1, round(width * scale)), max(1, round(height * scale))),
+                interpolation=cv2.INTER_AREA,
+            ),
+            dtype=np.uint8,
+        )
+    ok, jpeg = cv2.imencode(".jpg", crop_bgr, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return base64.b64encode(jpeg.tobytes()).decode("ascii") if ok else None
+
+
+__all__ = [
+    "FaceAnalyzer",
+    "FaceCameraRunner",
+    "FaceProcessor",
+    "FaceProcessorConfig",
+    "QualityGate",
+]

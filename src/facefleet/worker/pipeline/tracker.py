@@ -1,0 +1,287 @@
+"""Follows every face of a camera across frames and decides who each track is by a vote.
+
+A detection joins an open track when their boxes overlap and their embeddings are close, or,
+with no overlap (a fast move, a low frame rate), when the embeddings alone are close enough
+to be the same person. Pairs are taken greedily, cheapest first: with a handful of faces per
+frame this gives the same answer as an optimal assignment.
+
+Identity is decided across the track's frames, never by one frame: a single frame matched to
+the wrong person (a turned head, a blur) is outvoted. Faces that failed the quality gate keep
+their track alive and count as frames seen, but do not vote and do not shape the track's
+appearance: their embeddings are too noisy to trust.
+
+Pure Python and numpy: no dlib or OpenCV, so it is tested on synthetic embeddings.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+class BoxLike(Protocol):
+    """A face box in pixels, right and bottom exclusive (facefleet.face.engine.Box fits)."""
+
+    @property
+    def left(self) -> int: ...
+    @property
+    def top(self) -> int: ...
+    @property
+    def right(self) -> int: ...
+    @property
+    def bottom(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Observation:
+    """One detected face in one frame, with its gallery match at that frame."""
+
+    box: BoxLike
+    embedding: npt.NDArray[np.float32]
+    person_id: str | None  # matched person at this frame, None when no one is within threshold
+    distance: float  # to the nearest enrolled face, matched or not (inf on an empty gallery)
+    votes: bool = True  # False when the face failed the quality gate
+    # A view into the frame; copied only if it becomes the track's best face.
+    crop: npt.NDArray[np.uint8] | None = None
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    max_gap: float = 1.5  # seconds without the face after which its track ends
+    min_iou: float = 0.2  # boxes overlapping at least this much may be the same face...
+    overlap_distance: float = 0.7  # ...if their embeddings are also within this distance
+    reid_distance: float = 0.45  # embeddings this close are the same face wherever it is
+    iou_weight: float = 0.5  # how much overlap lowers a pair's cost against distance
+    momentum: float = 0.5  # weight of the newest face in the track's running embedding
+    min_votes: int = 2  # frames matched to a person before the track is that person
+    min_share: float = 0.3  # and the share of the track's voting frames they must make up
+    min_frames: int = 2  # voting frames before a track is reported at all
+    update_every: float = 10.0  # seconds between reports of a track that is still open
+
+    def __post_init__(self) -> None:
+        if self.max_gap <= 0 or self.update_every <= 0:
+            raise ValueError("max_gap and update_every must be positive")
+        if not 0 <= self.min_iou <= 1 or not 0 <= self.min_share <= 1:
+            raise ValueError("min_iou and min_share must be within [0, 1]")
+        if not 0 < self.momentum <= 1:
+            raise ValueError("momentum must be within (0, 1]")
+        if self.min_votes < 1 or self.min_frames < 1:
+            raise ValueError("min_votes and min_frames must be at least 1")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TrackReport:
+    """What a track says so far: a sighting, final once the track has ended."""
+
+    track_id: str
+    person_id: str | None
+    first_seen: float
+    last_seen: float
+    best_distance: float | None  # to the decided person; None for an unknown face
+    frames: int  # every frame the face was seen in, voting or not
+    voting_frames: int
+    crop: npt.NDArray[np.uint8] | None
+    final: bool
+
+
+@dataclass(eq=False)
+class Track:
+    track_id: str
+    first_seen: float
+    last_seen: float
+    box: BoxLike
+    embedding: npt.NDArray[np.float32]
+    frames: int = 0
+    voting_frames: int = 0
+    votes: Counter[str] = field(default_factory=Counter)
+    best_distances: dict[str, float] = field(default_factory=dict)
+    crop: npt.NDArray[np.uint8] | None = None
+    # The best face is the closest to the gallery; on ties (an empty gallery), the largest.
+    crop_key: tuple[float, int] = (math.inf, 0)
+    reported_at: float | None = None
+    has_voted: bool = False
+
+    def add(self, obs: Observation, now: float, momentum: float) -> None:
+        self.frames += 1
+        self.last_seen = now
+        self.box = obs.box
+        if not obs.votes:
+            return
+        if self.has_voted:
+            self.embedding = (1 - momentum) * self.embedding + momentum * obs.embedding
+        else:
+            # The first trustworthy face replaces whatever a blurred one left behind.
+            self.embedding = obs.embedding
+            self.has_voted = True
+        self.voting_frames += 1
+        if obs.person_id is not None:
+            self.votes[obs.person_id] += 1
+            best = self.best_distances.get(obs.person_id, math.inf)
+            self.best_distances[obs.person_id] = min(best, obs.distance)
+        if obs.crop is not None:
+            area = (obs.box.right - obs.box.left) * (obs.box.bottom - obs.box.top)
+            key = (obs.distance, -area)
+            if self.crop is None or key < self.crop_key:
+                self.crop = np.array(obs.crop, copy=True)
+                self.crop_key = key
+
+    def identity(self, config: TrackerConfig) -> str | None:
+        """The person most of the voting frames matched, or None (unknown or undecided)."""
+        ranked = self.votes.most_common(2)
+        if not ranked:
+            return None
+        person, count = ranked[0]
+        if len(ranked) == 2 and ranked[1][1] == count:
+            return None  # a tie is no decision: unknown beats a coin-flip identity
+        if count < config.min_votes or count < config.min_share * self.voting_frames:
+            return None
+        return person
+
+    def report(self, config: TrackerConfig, *, final: bool) -> TrackReport:
+        person = self.identity(config)
+        return TrackReport(
+            track_id=self.track_id,
+            person_id=person,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            best_distance=None if person is None else self.best_distances[person],
+            frames=self.frames,
+            voting_frames=self.voting_frames,
+            crop=self.crop,
+            final=final,
+        )
+
+
+def iou(a: BoxLike, b: BoxLike) -> float:
+    width = min(a.right, b.right) - max(a.left, b.left)
+    height = min(a.bottom, b.bottom) - max(a.top, b.top)
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    union = (
+        (a.right - a.left) * (a.bottom - a.top) + (b.right - b.left) * (b.bottom - b.top) - inter
+    )
+    return inter / union if union > 0 else 0.0
+
+
+class FaceTracker:
+    """Tracks of one camera. Not thread-safe: one processor feeds it, frame by frame."""
+
+    def __init__(self, config: TrackerConfig | None = None, *, id_prefix: str | None = None):
+        self.config = config or TrackerConfig()
+        # A fresh prefix per tracker: a stream restarted at the same epoch must not reuse
+        # the ids of its previous run, which would overwrite those sightings.
+        self._prefix = id_prefix if id_prefix is not None else uuid.uuid4().hex[:8]
+        self._next_id = 1
+        self._tracks: list[Track] = []
+
+    @property
+    def tracks(self) -> Sequence[Track]:
+        return tuple(self._tracks)
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def update(self, observations: Sequence[Observation], now: float) -> list[TrackReport]:
+        """Add one frame's faces seen at ``now``; return the final reports of ended tracks.
+
+        Tracks not seen for ``max_gap`` end before matching, so a face coming back after a
+        long absence starts a new track. Reports of tracks below ``min_frames`` voting
+        frames are not returned: too little evidence to say anything about that face.
+        """
+        ended = [t for t in self._tracks if now - t.last_seen > self.config.max_gap]
+        if ended:
+            self._tracks = [t for t in self._tracks if now - t.last_seen <= self.config.max_gap]
+        matched: set[int] = set()
+        for track_index, obs_index in self._associate(observations):
+            self._tracks[track_index].add(observations[obs_index], now, self.config.momentum)
+            matched.add(obs_index)
+        for index, obs in enumerate(observations):
+            if index not in matched:
+                self._start(obs, now)
+        return self._reportable(ended, final=True)
+
+    def due(self, now: float) -> list[TrackReport]:
+        """Reports of open tracks not reported for ``update_every`` seconds."""
+        due = [
+            t
+            for t in self._tracks
+            if now - (t.reported_at if t.reported_at is not None else t.first_seen)
+            >= self.config.update_every
+        ]
+        reports = self._reportable(due, final=False)
+        for track in due:
+            track.reported_at = now
+        return reports
+
+    def finish(self) -> list[TrackReport]:
+        """End every open track (the stream stops); return their final reports."""
+        ended, self._tracks = self._tracks, []
+        return self._reportable(ended, final=True)
+
+    def _reportable(self, tracks: Sequence[Track], *, final: bool) -> list[TrackReport]:
+        return [
+            t.report(self.config, final=final)
+            for t in tracks
+            if t.voting_frames >= self.config.min_frames
+        ]
+
+    def _start(self, obs: Observation, now: float) -> None:
+        track = Track(
+            track_id=f"{self._prefix}-{self._next_id}",
+            first_seen=now,
+            last_seen=now,
+            box=obs.box,
+            embedding=obs.embedding,
+        )
+        self._next_id += 1
+        track.add(obs, now, self.config.momentum)
+        self._tracks.append(track)
+
+    def _associate(self, observations: Sequence[Observation]) -> list[tuple[int, int]]:
+        """Greedy assignment over allowed (track, observation) pairs, cheapest first."""
+        if not self._tracks or not observations:
+            return []
+        config = self.config
+        track_embeddings = np.stack([t.embedding for t in self._tracks])
+        obs_embeddings = np.stack([o.embedding for o in observations])
+        distances = np.linalg.norm(
+            track_embeddings[:, None, :] - obs_embeddings[None, :, :], axis=2
+        )
+        candidates: list[tuple[float, int, int]] = []
+        for ti, track in enumerate(self._tracks):
+            for oi, obs in enumerate(observations):
+                distance = float(distances[ti, oi])
+                overlap = iou(track.box, obs.box)
+                if distance <= config.reid_distance or (
+                    overlap >= config.min_iou and distance <= config.overlap_distance
+                ):
+                    candidates.append((distance - config.iou_weight * overlap, ti, oi))
+        candidates.sort()
+        pairs: list[tuple[int, int]] = []
+        used_tracks: set[int] = set()
+        used_obs: set[int] = set()
+        for _, ti, oi in candidates:
+            if ti not in used_tracks and oi not in used_obs:
+                pairs.append((ti, oi))
+                used_tracks.add(ti)
+                used_obs.add(oi)
+        return pairs
+
+
+__all__ = [
+    "BoxLike",
+    "FaceTracker",
+    "Observation",
+    "Track",
+    "TrackReport",
+    "TrackerConfig",
+    "iou",
+]

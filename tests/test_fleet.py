@@ -225,3 +225,21 @@ def test_operator_command_and_shutdown_reach_a_live_worker(
         assert worker.wait(20) == 0
         assert worker_detail(admin, "obedient")["status"] == "deregistered"
         assert holders(admin)[cam] is None
+
+
+def test_a_fenced_worker_resumes_its_camera_when_the_control_plane_returns(
+    control: ControlPlane, spawn: list[WorkerProcess], demo_video: Path
+) -> None:
+    with control.admin() as admin:
+        (cam,) = add_cameras(admin, demo_video, 1)
+        worker = start_worker(spawn, control, "patient")
+        wait_for(lambda: streaming_cameras(admin, "patient") == {cam}, 60, "streaming")
+        epoch = admin.get(f"/v1/cameras/{cam}").json()["lease"]["epoch"]
+    control.stop(signal.SIGKILL)
+    wait_for(lambda: "fenced" in worker.log(), LEASE_TTL + 5, "the worker to fence itself")
+    # The restarted control plane grants its fleet one lease TTL to come back.
+    control.start()
+    with control.admin() as admin:
+        wait_for(lambda: streaming_cameras(admin, "patient") == {cam}, 60, "streaming again")
+        assert admin.get(f"/v1/cameras/{cam}").json()["lease"]["epoch"] == epoch
+    assert f"resuming camera {cam}" in worker.log()

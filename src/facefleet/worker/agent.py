@@ -68,6 +68,7 @@ class WorkerAgent:
         self.fence_margin = fence_margin
         self.shutdown_timeout = shutdown_timeout
         self.streams: dict[int, Stream] = {}
+        self._stopped_at: dict[int, float] = {}
         self.state = AgentState()
         self.stopping = asyncio.Event()
         self._capacity_changed = asyncio.Event()
@@ -214,6 +215,15 @@ class WorkerAgent:
                 continue  # taken after this heartbeat left: its leases cannot show it yet
             if valid.get(camera_id) != stream.assignment.epoch:
                 await self.stop_stream(camera_id, "lease revoked")
+        orphaned = {
+            cid: epoch
+            for cid, epoch in valid.items()
+            if cid not in self.streams
+            # A stream stopped after this heartbeat left was stopped on purpose.
+            and (sent_at is None or self._stopped_at.get(cid, 0.0) < sent_at)
+        }
+        if orphaned and not self.state.fenced and result.desired_state != "stop":
+            await self._resume(orphaned)
         if result.desired_state != self.state.desired_state:
             log.info("control plane says %s", result.desired_state)
             self.state.desired_state = result.desired_state
@@ -226,6 +236,20 @@ class WorkerAgent:
             await self._execute(command)
         if result.desired_state == "stop":
             self.stop()
+
+    async def _resume(self, orphaned: dict[int, int]) -> None:
+        """Run again the cameras this worker still holds but does not stream (after fencing
+        itself through an outage the control plane survived): otherwise they would stay
+        leased to an idle worker."""
+        try:
+            current = await self.client.current_cameras()
+        except WorkerClientError as exc:
+            log.warning("could not fetch held cameras: %s", exc)
+            return
+        for assignment in current.assignments:
+            if orphaned.get(assignment.camera_id) == assignment.epoch:
+                log.info("resuming camera %d: its lease is still valid", assignment.camera_id)
+                self.start_stream(assignment)
 
     async def _execute(self, command: dict[str, Any]) -> None:
         status, outcome = await execute(self, command)
@@ -257,6 +281,7 @@ class WorkerAgent:
             if stream is not None and stream.runner is runner and not self.stopping.is_set():
                 # The source ended on its own: give the camera back for someone else.
                 self.streams.pop(assignment.camera_id, None)
+                self._stopped_at[assignment.camera_id] = time.monotonic()
                 with contextlib.suppress(WorkerClientError):
                     await self.client.release_camera(assignment.camera_id, assignment.epoch)
                 self._capacity_changed.set()
@@ -265,6 +290,7 @@ class WorkerAgent:
         stream = self.streams.pop(camera_id, None)
         if stream is None:
             return
+        self._stopped_at[camera_id] = time.monotonic()
         log.info("stopping camera %d: %s", camera_id, reason)
         await stream.runner.stop(grace)
         stream.task.cancel()

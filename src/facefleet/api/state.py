@@ -14,6 +14,7 @@ from facefleet.api.observability.metrics import Metrics
 from facefleet.api.people.versions import GalleryVersions
 from facefleet.api.realtime.digest import StatsDigest
 from facefleet.api.realtime.events import EventBroker, MemoryEventBroker
+from facefleet.api.realtime.snapshot_cache import SnapshotCache
 from facefleet.api.security import PrincipalCache
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.storage.pending_audit import PendingAudit
@@ -34,6 +35,7 @@ class AppState:
     gallery_versions: GalleryVersions = field(init=False)
     # Command ids handed out in heartbeats, marked delivered by the flusher's next batch.
     delivered_commands: list[int] = field(default_factory=list)
+    snapshots: SnapshotCache = field(default_factory=SnapshotCache)
 
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
 

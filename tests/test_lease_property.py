@@ -54,8 +54,10 @@ class LoopThread:
 class ApiHost:
     """The running API, restartable on the same database."""
 
-    def __init__(self, db_url: str, data_dir: Path, clock: FakeClock) -> None:
-        self.settings = make_settings(data_dir, db_url)
+    def __init__(
+        self, db_url: str, data_dir: Path, clock: FakeClock, hot_settings: dict[str, Any]
+    ) -> None:
+        self.settings = make_settings(data_dir, db_url, **hot_settings)
         self.clock = clock
         self._stack: contextlib.AsyncExitStack | None = None
         self.api: Api | None = None
@@ -211,10 +213,14 @@ def loop_thread() -> Iterator[LoopThread]:
 )
 @given(plan=batches())
 def test_never_two_valid_leases_and_epochs_increase(
-    plan: list[list[Op]], database_url: str, tmp_path: Path, loop_thread: LoopThread
+    plan: list[list[Op]],
+    database_url: str,
+    hot_settings: dict[str, Any],
+    tmp_path: Path,
+    loop_thread: LoopThread,
 ) -> None:
     clock = FakeClock()
-    host = ApiHost(database_url, tmp_path, clock)
+    host = ApiHost(database_url, tmp_path, clock, hot_settings)
 
     async def scenario() -> None:
         api = await host.start()

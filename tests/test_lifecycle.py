@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from facefleet.api.background.reaper import Reaper
 from tests.harness import Api, FakeClock, WorkerHandle, add_cameras, make_settings, running_api
@@ -89,9 +90,9 @@ async def test_cleanup_dry_run_reports_without_changing(api: Api, clock: FakeClo
 
 
 async def test_restart_keeps_workers_leases_and_epochs(
-    database_url: str, tmp_path: Path, clock: FakeClock
+    database_url: str, hot_settings: dict[str, Any], tmp_path: Path, clock: FakeClock
 ) -> None:
-    settings = make_settings(tmp_path, database_url)
+    settings = make_settings(tmp_path, database_url, **hot_settings)
     async with running_api(settings, clock) as api:
         tenant = await api.tenant()
         await add_cameras(api, tenant, 3)
@@ -136,12 +137,37 @@ async def test_restart_keeps_workers_leases_and_epochs(
         assert quit_detail.json()["status"] == "offline"
 
 
-async def test_background_reaper_runs_in_the_lifespan(database_url: str, tmp_path: Path) -> None:
+async def test_a_control_plane_down_longer_than_the_ttl_evicts_no_one(
+    database_url: str, hot_settings: dict[str, Any], tmp_path: Path, clock: FakeClock
+) -> None:
+    settings = make_settings(tmp_path, database_url, **hot_settings)
+    async with running_api(settings, clock) as api:
+        tenant = await api.tenant()
+        await add_cameras(api, tenant, 1)
+        worker = WorkerHandle(api, tenant, "patient")
+        await worker.register()
+        held = (await worker.request_camera()).json()["assignment"]
+
+    # Every replica was down for three lease TTLs: the worker could not heartbeat.
+    clock.advance(3 * settings.lease_ttl)
+    async with running_api(settings, clock) as api:
+        worker.api = api
+        assert await Reaper(api.state).run_once() == []
+        beat = (await worker.heartbeat()).json()
+        assert [(le["camera_id"], le["epoch"], le["valid"]) for le in beat["leases"]] == [
+            (held["camera_id"], held["epoch"], True)
+        ]
+
+
+async def test_background_reaper_runs_in_the_lifespan(
+    database_url: str, hot_settings: dict[str, Any], tmp_path: Path
+) -> None:
     import asyncio
 
     settings = make_settings(
         tmp_path,
         database_url,
+        **hot_settings,
         run_background=True,
         heartbeat_interval=0.1,
         lease_ttl=0.4,

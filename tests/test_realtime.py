@@ -4,7 +4,9 @@ refusal before the upgrade, and dropping a client that cannot keep up."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,8 +25,8 @@ from tests.live_server import LiveServer, live_server
 
 
 @pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    settings = make_settings(tmp_path, database_url, run_background=True)
+def server(database_url: str, hot_settings: dict[str, Any], tmp_path: Path) -> Iterator[LiveServer]:
+    settings = make_settings(tmp_path, database_url, run_background=True, **hot_settings)
     with live_server(create_app(settings)) as running:
         yield running
 
@@ -196,12 +198,20 @@ async def test_a_client_that_cannot_keep_up_is_dropped_with_a_clear_code(
     async with connect(ws_url(server, tenant)) as ws:
         await receive(ws)
 
-        async def burst() -> None:
-            # Published without yielding: the client's queue (256) overflows at once.
-            for i in range(400):
-                await server.state.events.publish(tenant.id, "stats", {"i": i})
-
         drops_before = server.state.events.drops
+
+        async def burst() -> None:
+            # The client reads nothing meanwhile (this test's loop waits for the burst). The
+            # in-process broker publishes without yielding, so the client's queue (256)
+            # overflows at once. A Redis broker yields on every publish, so the server keeps
+            # sending until the socket buffers are full: the events carry incompressible
+            # padding to fill them, and the burst stops at the first drop.
+            for i in range(5_000):
+                pad = base64.b64encode(os.urandom(12_288)).decode()
+                await server.state.events.publish(tenant.id, "stats", {"i": i, "pad": pad})
+                if server.state.events.drops > drops_before:
+                    return
+
         server.call(burst())
         with pytest.raises(ConnectionClosed) as closed:
             while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,8 +108,10 @@ async def test_second_live_process_with_same_worker_id_is_refused(api: Api) -> N
     assert (await first.heartbeat()).status_code == 200
 
 
-async def test_default_tenant_keys_file_is_private(tmp_path: Path, database_url: str) -> None:
-    settings = make_settings(tmp_path, database_url, bootstrap_default_tenant=True)
+async def test_default_tenant_keys_file_is_private(
+    tmp_path: Path, database_url: str, hot_settings: dict[str, Any]
+) -> None:
+    settings = make_settings(tmp_path, database_url, bootstrap_default_tenant=True, **hot_settings)
     async with running_api(settings) as api:
         keys_file = tmp_path / "default-tenant-keys.json"
         assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from facefleet import __version__
 from facefleet.api.background.flusher import Flusher
+from facefleet.api.background.leader import Leadership, RedisLeaderLock, SoleLeader, when_leading
 from facefleet.api.background.loops import every
 from facefleet.api.background.reaper import Reaper
 from facefleet.api.background.recovery import rebuild_hot_store
@@ -24,7 +25,8 @@ from facefleet.api.health.router import router as health_router
 from facefleet.api.observability.metrics import HttpMetricsMiddleware, Metrics
 from facefleet.api.observability.router import router as metrics_router
 from facefleet.api.people.router import router as people_router
-from facefleet.api.realtime.events import MemoryEventBroker
+from facefleet.api.realtime.events import EventBroker, MemoryEventBroker
+from facefleet.api.realtime.redis_broker import RedisEventBroker
 from facefleet.api.realtime.router import router as realtime_router
 from facefleet.api.security import PrincipalCache
 from facefleet.api.sightings.router import router as sightings_router
@@ -33,6 +35,7 @@ from facefleet.api.storage.db.engine import create_engine, create_sessionmaker
 from facefleet.api.storage.db.migrate import upgrade
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.storage.hot.memory import MemoryHotStore
+from facefleet.api.storage.hot.redis import RedisHotStore
 from facefleet.api.workers.legacy import router as legacy_router
 from facefleet.api.workers.router import router as workers_router
 
@@ -49,8 +52,27 @@ def is_upload_path(path: str) -> bool:
 
 def create_hot_store(settings: Settings) -> HotStore:
     if settings.redis_url:
-        raise NotImplementedError("the Redis hot store is not available in this version")
+        # A record outlives many missed heartbeats, so only an abandoned one ever expires.
+        return RedisHotStore.from_url(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            record_ttl=max(60.0, 10 * settings.lease_ttl),
+        )
     return MemoryHotStore()
+
+
+def create_event_broker(hot: HotStore, metrics: Metrics) -> EventBroker:
+    if isinstance(hot, RedisHotStore):
+        return RedisEventBroker(hot.client, prefix=hot.prefix, on_drop=metrics.event_drops.inc)
+    return MemoryEventBroker(on_drop=metrics.event_drops.inc)
+
+
+def create_leadership(hot: HotStore, settings: Settings) -> Leadership:
+    """Who runs the reaper, the liveness flush and the stats digest: with Redis, the one
+    replica holding the leader lock; in-process, this process."""
+    if isinstance(hot, RedisHotStore):
+        return RedisLeaderLock(hot.client, f"{hot.prefix}leader", ttl=settings.leader_lock_ttl)
+    return SoleLeader()
 
 
 def create_app(
@@ -64,35 +86,56 @@ def create_app(
         engine = create_engine(settings.resolved_database_url)
         await upgrade(engine)
         metrics = Metrics()
+        hot = create_hot_store(settings)
         state = AppState(
             settings=settings,
             engine=engine,
             sessions=create_sessionmaker(engine),
-            hot=create_hot_store(settings),
+            hot=hot,
             principals=PrincipalCache(settings.auth_cache_seconds),
             clock=clock or time.time,
             metrics=metrics,
-            events=MemoryEventBroker(on_drop=metrics.event_drops.inc),
+            events=create_event_broker(hot, metrics),
         )
         app.state.facefleet = state
+        await state.events.start()
         if settings.bootstrap_default_tenant:
             await ensure_default_tenant(state)
+        leadership = create_leadership(hot, settings) if settings.run_background else None
+        if leadership is None or await leadership.vacant():
+            # No replica was running: a shared hot store kept records whose workers could
+            # not heartbeat meanwhile; they get the same grace as those restored below.
+            kept = await hot.extend_grace(now=state.clock(), ttl=settings.lease_ttl)
+            if kept:
+                log.info("%d live workers kept with %.1fs of grace", kept, settings.lease_ttl)
         restored = await rebuild_hot_store(state)
         if restored:
             log.info("restored %d live workers with %.1fs of grace", restored, settings.lease_ttl)
-        flusher = Flusher(state)
+        flusher = Flusher(state, leadership)
 
         async def publish_digest() -> None:
             await state.digest.publish(state.clock())
 
         tasks: list[asyncio.Task[None]] = []
-        if settings.run_background:
+        if leadership is not None:
+            reaper = Reaper(state, leadership)
             tasks = [
+                asyncio.create_task(leadership.run()),
                 asyncio.create_task(
-                    every(settings.reaper_period, Reaper(state).run_once, "reaper")
+                    every(
+                        settings.reaper_period,
+                        when_leading(leadership, reaper.run_once, "reaper"),
+                        "reaper",
+                    )
                 ),
                 asyncio.create_task(every(settings.flush_period, flusher.run_once, "flusher")),
-                asyncio.create_task(every(DIGEST_PERIOD, publish_digest, "stats digest")),
+                asyncio.create_task(
+                    every(
+                        DIGEST_PERIOD,
+                        when_leading(leadership, publish_digest, "stats digest"),
+                        "stats digest",
+                    )
+                ),
             ]
         try:
             yield
@@ -100,7 +143,13 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await flusher.run_once()
+            try:
+                await flusher.run_once()
+            except Exception:
+                log.exception("final write-behind flush failed")
+            if leadership is not None:
+                await leadership.release()
+            await state.events.close()
             await state.hot.close()
             await engine.dispose()
 

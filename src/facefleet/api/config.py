@@ -20,7 +20,25 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; unset means a SQLite file in data_dir.",
     )
     redis_url: str | None = Field(
-        default=None, description="Redis URL for the shared hot store; unset means in-process."
+        default=None,
+        description=(
+            "Redis URL for the hot store, the event broker and the leader lock shared by "
+            "several API replicas; unset means in-process (one replica)."
+        ),
+    )
+    redis_prefix: str = Field(
+        default="facefleet:",
+        min_length=1,
+        description="Prefix of every Redis key this deployment uses (several may share a Redis).",
+    )
+    leader_lock_ttl: float = Field(
+        default=3.0,
+        gt=0.5,
+        description=(
+            "Seconds the leader lock (reaper, flusher, stats digest) outlives its last "
+            "renewal; renewed every third of it, so a dead leader is replaced within about "
+            "this long plus a second."
+        ),
     )
     host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the API binds to.")

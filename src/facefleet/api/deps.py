@@ -35,6 +35,8 @@ async def get_uow(state: State) -> AsyncIterator[UnitOfWork]:
             await uow.commit()
         except (OperationalError, DBAPIError) as exc:
             raise ServiceUnavailable(f"database unavailable: {type(exc.orig).__name__}") from exc
+        except ConnectionError as exc:  # the driver could not reach the server at all
+            raise ServiceUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
 
 # scope="function": the commit happens before the response is sent, so a client is never
@@ -66,10 +68,16 @@ async def resolve_key(state: AppState, key: str) -> Principal | None:
     try:
         async with state.sessions() as session:
             principal = await principal_for_key(session, key)
-    except (OperationalError, DBAPIError) as exc:
+    except (OperationalError, DBAPIError, ConnectionError) as exc:
+        # A key verified before the outage keeps working: the hot path needs no database.
+        known = state.principals.stale(key_hash)
+        if known is not None:
+            return known
         raise ServiceUnavailable("database unavailable: cannot verify the API key") from exc
     if principal is not None:
         state.principals.put(key_hash, principal)
+    else:
+        state.principals.forget(key_hash)  # revoked: not even trusted during an outage
     return principal
 
 

@@ -9,6 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -114,7 +117,39 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # The database did not answer mid-request: 503 rather than 500, and the connection pool
+    # reconnects on a later request.
+    return JSONResponse(
+        error_body(
+            ServiceUnavailable.__name__,
+            f"database unavailable ({type(exc).__name__}); retry shortly",
+        ),
+        status_code=ServiceUnavailable.status_code,
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _hot_store_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # Redis did not answer: the client retries, and the next request reconnects by itself.
+    # The exception's name only: its message may carry the Redis address.
+    return JSONResponse(
+        error_body(
+            ServiceUnavailable.__name__,
+            f"hot store unavailable ({type(exc).__name__}); retry shortly",
+        ),
+        status_code=ServiceUnavailable.status_code,
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FacefleetError, _facefleet_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for redis_error in (RedisConnectionError, RedisTimeoutError):
+        app.add_exception_handler(redis_error, _hot_store_unavailable)
+    # The async drivers raise ConnectionRefusedError and friends unwrapped when the server
+    # is down; a dropped connection surfaces as OperationalError or InterfaceError.
+    for database_error in (ConnectionError, OperationalError, InterfaceError):
+        app.add_exception_handler(database_error, _database_unavailable)

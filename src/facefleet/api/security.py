@@ -61,9 +61,14 @@ class PrincipalCache:
             return None
         principal, expires = entry
         if time.monotonic() >= expires:
-            del self._entries[key_hash]
             return None
         return principal
+
+    def stale(self, key_hash: str) -> Principal | None:
+        """The key's last verified principal, however old: only for when the database cannot
+        be asked, so workers keep heartbeating through a database outage."""
+        entry = self._entries.get(key_hash)
+        return entry[0] if entry is not None else None
 
     def put(self, key_hash: str, principal: Principal) -> None:
         if self._ttl <= 0:

@@ -1,10 +1,15 @@
 """Write-behind: last_seen_at and the latest metrics of every worker that heartbeated,
-flushed in one batched statement, plus audit rows produced on the hot path."""
+flushed in one batched statement, plus audit rows produced on the hot path.
+
+Liveness sits in the hot store, shared by the replicas: only the leader flushes it. Audit
+rows and delivered commands are this process's own, so every replica flushes those."""
 
 from __future__ import annotations
 
 import logging
 
+from facefleet.api.background.leader import Leadership
+from facefleet.api.background.loops import outage
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, events_repo, workers_repo
 from facefleet.api.storage.hot.base import DirtyLiveness
@@ -14,14 +19,28 @@ log = logging.getLogger(__name__)
 
 
 class Flusher:
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: AppState, leadership: Leadership | None = None) -> None:
         self.state = state
+        self._leadership = leadership
         self._retry: dict[int, DirtyLiveness] = {}
+
+    async def _leads(self, *, confirm: bool) -> bool:
+        if self._leadership is None:
+            return True
+        if confirm:
+            return await self._leadership.confirm()
+        return self._leadership.leading()
 
     async def run_once(self) -> int:
         now = self.state.clock()
-        dirty = {d.pk: d for d in await self.state.hot.take_dirty()}
-        batch = {**self._retry, **dirty}
+        batch: dict[int, DirtyLiveness] = {}
+        if await self._leads(confirm=False):
+            dirty = {d.pk: d for d in await self.state.hot.take_dirty()}
+            batch = {**self._retry, **dirty}
+        self._retry = {}
+        if batch and not await self._leads(confirm=True):
+            # Lost the lock meanwhile: the new leader flushes these workers' next heartbeats.
+            batch = {}
         audit = self.state.audit.take()
         delivered, self.state.delivered_commands = self.state.delivered_commands, []
         if not batch and not audit and not delivered:
@@ -43,8 +62,13 @@ class Flusher:
                         session, entry.tenant_id, entry.worker_pk, entry.kind, **entry.detail
                     )
                 await session.commit()
-        except Exception:
-            log.exception("write-behind flush failed; keeping %d rows for the next one", len(rows))
+        except Exception as exc:
+            if (why := outage(exc)) is not None:
+                log.warning("write-behind flush failed (%s); keeping %d rows", why, len(rows))
+            else:
+                log.exception(
+                    "write-behind flush failed; keeping %d rows for the next one", len(rows)
+                )
             self._retry = batch
             self.state.audit.put_back(audit)
             self.state.delivered_commands[:0] = delivered

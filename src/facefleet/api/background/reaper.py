@@ -8,6 +8,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from facefleet.api.background.leader import Leadership, LostLeadership, ensure_leading
+from facefleet.api.background.loops import outage
+from facefleet.api.background.recovery import rebuild_hot_store
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, events_repo, leases_repo, workers_repo
 from facefleet.api.storage.hot.base import LIVE_STATUSES, LiveWorker, WorkerStatus
@@ -47,9 +52,15 @@ def predict(worker: LiveWorker, now: float, suspect_after: float) -> Transition 
 
 
 class Reaper:
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: AppState, leadership: Leadership | None = None) -> None:
         self.state = state
+        self._leadership = leadership
         self._last_drain_step: dict[str, float] = {}
+
+    async def _commit(self, session: AsyncSession) -> None:
+        # A replica that lost the leader lock meanwhile must not act on the database.
+        await ensure_leading(self._leadership)
+        await session.commit()
 
     async def dry_run(self, tenant_id: str) -> list[Transition]:
         now = self.state.clock()
@@ -59,6 +70,11 @@ class Reaper:
 
     async def run_once(self) -> list[Transition]:
         hot = self.state.hot
+        if not await hot.is_restored():
+            # A shared hot store lost its contents (Redis restarted empty): workers that do
+            # not register again would never be reaped, so replay the database first.
+            restored = await rebuild_hot_store(self.state)
+            log.warning("hot store was empty; restored %d live workers from the database", restored)
         now = self.state.clock()
         swept = await hot.sweep(now=now, suspect_after=self.state.settings.suspect_after)
         transitions: list[Transition] = []
@@ -93,7 +109,7 @@ class Reaper:
                         "suspect",
                         silent_for=round(now - worker.last_seen, 3),
                     )
-            await session.commit()
+            await self._commit(session)
         for worker in workers:
             await self.state.events.publish(
                 worker.tenant_id,
@@ -132,16 +148,19 @@ class Reaper:
                     reason=reason,
                     silent_for=round(now - worker.last_seen, 3),
                 )
-                await session.commit()
-        except Exception:
-            log.exception("reaper could not release %s; retrying next pass", worker.key)
+                await self._commit(session)
+        except LostLeadership:
+            raise
+        except Exception as exc:
+            if (why := outage(exc)) is not None:
+                log.warning("reaper could not release %s (%s); retrying", worker.key, why)
+            else:
+                log.exception("reaper could not release %s; retrying next pass", worker.key)
             return None
         self.state.metrics.leases_expired.inc(len(released))
         # The database is the owner now: the hot record is dropped, and a later heartbeat
         # from this worker is told to register again.
-        current = await hot.get_worker(worker.tenant_id, worker.worker_id)
-        if current is not None and current.status == WorkerStatus.offline:
-            await hot.remove_worker(worker.tenant_id, worker.worker_id)
+        await hot.remove_worker(worker.tenant_id, worker.worker_id, only_if_offline=True)
         events = self.state.events
         for held in released:
             await events.publish(
@@ -188,7 +207,7 @@ class Reaper:
                         epoch=epoch,
                         reason="draining",
                     )
-                await session.commit()
+                await self._commit(session)
             await self.state.hot.drop_lease(worker.tenant_id, worker.worker_id, camera_id)
             self._last_drain_step[worker.key] = now
             if done:
@@ -206,7 +225,7 @@ class Reaper:
     async def _expire_commands(self, now: float) -> None:
         async with self.state.sessions() as session:
             expired = await commands_repo.expire_due(session, to_datetime(now))
-            await session.commit()
+            await self._commit(session)
         for command, worker_id in expired:
             await self.state.events.publish(
                 command.tenant_id,

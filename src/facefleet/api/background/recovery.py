@@ -1,5 +1,6 @@
-"""Start-up recovery: rebuild the hot store from the database, granting every worker that
-was live one lease TTL to heartbeat again before the reaper may declare it offline."""
+"""Recovery: rebuild the hot store from the database, granting every worker that was live
+one lease TTL to heartbeat again before the reaper may declare it offline. Runs at start-up,
+and again when a shared hot store lost its contents (a Redis restarted empty)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ async def rebuild_hot_store(state: AppState) -> int:
             held = await leases_repo.held_by(session, row.id)
             commands = await commands_repo.undelivered(session, row.id, to_datetime(now))
             status = WorkerStatus(row.status)
-            await state.hot.put_worker(
+            # Never over a record a registration wrote meanwhile.
+            inserted = await state.hot.restore_worker(
                 LiveWorker(
                     pk=row.id,
                     tenant_id=row.tenant_id,
@@ -38,8 +40,11 @@ async def rebuild_hot_store(state: AppState) -> int:
                     leases={h.camera_id: h.epoch for h in held},
                 )
             )
+            if not inserted:
+                continue
             for command in commands:
                 await state.hot.push_pending(row.tenant_id, row.worker_id, delivery(command))
             restored += 1
         await session.commit()
+    await state.hot.mark_restored()
     return restored

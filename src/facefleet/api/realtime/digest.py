@@ -1,10 +1,12 @@
 """The stats digest: heartbeats are coalesced and reach operators at most once a second,
-as one event per watched tenant carrying the latest metrics of each worker that reported."""
+as one event per watched tenant carrying the latest metrics of each worker that reported.
+
+The hot store records which workers heartbeated (on any replica); one replica, the leader,
+publishes the digest."""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from facefleet.api.realtime.events import EventBroker
 from facefleet.api.storage.hot.base import HotStore
@@ -14,14 +16,9 @@ class StatsDigest:
     def __init__(self, hot: HotStore, events: EventBroker) -> None:
         self._hot = hot
         self._events = events
-        self._touched: dict[str, dict[str, Any]] = {}
-
-    def touch(self, tenant_id: str, worker_id: str, metrics: dict[str, Any] | None) -> None:
-        """Called on every heartbeat: only remembers, never publishes."""
-        self._touched.setdefault(tenant_id, {})[worker_id] = metrics
 
     async def publish(self, now: float) -> int:
-        touched, self._touched = self._touched, {}
+        touched = await self._hot.take_touched()
         published = 0
         for tenant_id in self._events.tenants_watched() & touched.keys():
             workers = await self._hot.list_workers(tenant_id)

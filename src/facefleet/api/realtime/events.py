@@ -37,6 +37,13 @@ class Subscription:
         self.tenant_id = tenant_id
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
         self.overflowed = asyncio.Event()
+        # Set when the broker ends the subscription for another reason than overflow (its
+        # event log restarted): the client must start again from a snapshot.
+        self.ended: str | None = None
+
+    def end(self, reason: str) -> None:
+        self.ended = reason
+        self.overflowed.set()
 
     def offer(self, event: Event) -> bool:
         if self.overflowed.is_set():
@@ -50,6 +57,10 @@ class Subscription:
 
 
 class EventBroker(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
     async def publish(self, tenant_id: str, kind: str, data: dict[str, Any]) -> Event: ...
 
     def subscribe(self, tenant_id: str) -> Subscription: ...
@@ -84,6 +95,12 @@ class MemoryEventBroker:
         self._client_queue = client_queue
         self._drops = 0
         self._on_drop = on_drop
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
     def _log(self, tenant_id: str) -> _TenantLog:
         return self._logs.setdefault(tenant_id, _TenantLog())

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
 from facefleet.api.deps import resolve_key
 from facefleet.api.errors import ServiceUnavailable
-from facefleet.api.realtime.events import Subscription
+from facefleet.api.realtime.events import Event, EventBroker, Subscription
 from facefleet.api.realtime.snapshot import build_snapshot
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
@@ -23,6 +23,7 @@ router = APIRouter(tags=["realtime"])
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_SLOW_CONSUMER = 4008
+CLOSE_RESYNC = 4009
 
 
 async def _authorize(websocket: WebSocket, state: AppState, tenant_id: str) -> Principal | None:
@@ -61,7 +62,7 @@ async def tenant_events(
     try:
         await websocket.accept()
         last = await _catch_up(websocket, state, principal, sub, since)
-        await _stream(websocket, sub, last)
+        await _stream(websocket, broker, sub, last)
     except WebSocketDisconnect:
         pass
     finally:
@@ -89,7 +90,19 @@ async def _catch_up(
     return seq
 
 
-async def _stream(websocket: WebSocket, sub: Subscription, last: int) -> None:
+async def _fill_gap(broker: EventBroker, tenant_id: str, last: int, seq: int) -> list[Event] | None:
+    """The events between ``last`` and ``seq``, when a shared broker's delivery skipped
+    some (its Redis connection dropped); None when the replay buffer no longer has them."""
+    missed = await broker.replay(tenant_id, last)
+    if missed is None:
+        return None
+    between = [e for e in missed if last < e.seq < seq]
+    if [e.seq for e in between] != list(range(last + 1, seq)):
+        return None
+    return between
+
+
+async def _stream(websocket: WebSocket, broker: EventBroker, sub: Subscription, last: int) -> None:
     receiver = asyncio.create_task(_drain_incoming(websocket))
     overflow = asyncio.create_task(sub.overflowed.wait())
     try:
@@ -101,16 +114,28 @@ async def _stream(websocket: WebSocket, sub: Subscription, last: int) -> None:
             if getter not in done:
                 getter.cancel()
             if overflow in done:
-                await websocket.close(
-                    CLOSE_SLOW_CONSUMER,
-                    f"too slow: event queue overflowed; reconnect with since={last}",
-                )
+                if sub.ended is not None:
+                    await websocket.close(CLOSE_RESYNC, f"{sub.ended}; reconnect with since={last}")
+                else:
+                    await websocket.close(
+                        CLOSE_SLOW_CONSUMER,
+                        f"too slow: event queue overflowed; reconnect with since={last}",
+                    )
                 return
             if receiver in done:
                 return
             event = getter.result()
             if event.seq <= last:
                 continue  # already covered by the snapshot or the replay
+            if event.seq > last + 1:
+                between = await _fill_gap(broker, sub.tenant_id, last, event.seq)
+                if between is None:
+                    await websocket.close(
+                        CLOSE_RESYNC, f"events were missed; reconnect with since={last}"
+                    )
+                    return
+                for missed in between:
+                    await websocket.send_json(missed.as_message())
             await websocket.send_json(event.as_message())
             last = event.seq
     finally:

@@ -242,7 +242,6 @@ class WorkerService:
             )
         if outcome.pending:
             self.state.delivered_commands.extend(item["id"] for item in outcome.pending)
-        self.state.digest.touch(worker.tenant_id, worker_id, req.metrics)
         return schemas.HeartbeatResponse(
             status=worker.status,
             desired_state=worker.desired_state,

@@ -106,7 +106,11 @@ class HotStore(Protocol):
 
     async def list_workers(self, tenant_id: str | None = None) -> list[LiveWorker]: ...
 
-    async def remove_worker(self, tenant_id: str, worker_id: str) -> None: ...
+    async def remove_worker(
+        self, tenant_id: str, worker_id: str, *, only_if_offline: bool = False
+    ) -> None:
+        """Forget a worker; with ``only_if_offline``, only while its record is offline (the
+        reaper's cleanup must not remove a registration that replaced it meanwhile)."""
 
     async def heartbeat(
         self,
@@ -151,6 +155,11 @@ class HotStore(Protocol):
         """
 
     async def offline_with_leases(self) -> list[LiveWorker]: ...
+
+    async def extend_grace(self, *, now: float, ttl: float) -> int:
+        """Treat every live worker as if it had heartbeated at ``now`` (its pending queue
+        untouched): after the whole control plane was down, a fleet that could not
+        heartbeat meanwhile gets one TTL to do so. Returns how many workers it covered."""
 
     async def draining_with_leases(self) -> list[LiveWorker]: ...
 

@@ -61,8 +61,13 @@ class MemoryHotStore:
             if tenant_id is None or w.tenant_id == tenant_id
         ]
 
-    async def remove_worker(self, tenant_id: str, worker_id: str) -> None:
+    async def remove_worker(
+        self, tenant_id: str, worker_id: str, *, only_if_offline: bool = False
+    ) -> None:
         key = worker_key(tenant_id, worker_id)
+        worker = self._workers.get(key)
+        if only_if_offline and worker is not None and worker.status != WorkerStatus.offline:
+            return
         self._workers.pop(key, None)
         self._pending.pop(key, None)
         self._dirty.discard(key)
@@ -155,6 +160,16 @@ class MemoryHotStore:
                 self._dirty.add(worker.key)
                 suspect.append(copy.deepcopy(worker))
         return SweepResult(suspect, expired, expired_from)
+
+    async def extend_grace(self, *, now: float, ttl: float) -> int:
+        live = [w for w in self._workers.values() if w.status in LIVE_STATUSES]
+        for worker in live:
+            if worker.status == WorkerStatus.suspect:
+                worker.status = WorkerStatus.online
+            worker.last_seen = now
+            worker.deadline = max(worker.deadline, now + ttl)
+            self._dirty.add(worker.key)
+        return len(live)
 
     async def offline_with_leases(self) -> list[LiveWorker]:
         return [

@@ -1,0 +1,665 @@
+"""Redis hot store: the liveness of the fleet shared by several control-plane replicas.
+
+Every method is one atomic step on the server (a Lua script, a transaction or a single
+command), so replicas racing on one worker never see or leave half an operation.
+
+Times (``last_seen``, deadlines) are the callers' ``now``, never the Redis server clock,
+so every replica, and a test's fake clock, judge deadlines the same way.
+
+Keys, all under ``prefix``; a worker's *member* name is ``<tenant>/<worker>``:
+
+- ``w:<member>``: the worker's record, a hash; each lease is a field ``lease:<camera_id>``
+  holding the epoch;
+- ``idx:<tenant>``: the tenant's worker ids; ``tenants``: the tenants with workers;
+- ``due``: live workers by the time they expire (the lease deadline, or an earlier
+  shutdown deadline); ``quiet``: online workers by their last heartbeat; ``offline`` and
+  ``draining``: workers in those states. With these the reaper's passes cost what changes,
+  not the size of the fleet;
+- ``pending:<member>``: the queue of items for the next heartbeat response;
+- ``dirty``: records changed since the write-behind flusher last took them;
+- ``touched`` and ``touched:<tenant>``: heartbeats since the stats digest last took them;
+- ``rate:<second>``: heartbeats counted per second of the callers' clock;
+- ``restored``: set once the database was replayed into the store; a Redis that restarts
+  empty lacks it, which tells the reaper to replay the database again.
+
+Expiry (in real time) keeps Redis bounded: a record expires ``record_ttl`` after its last
+write, and every heartbeat writes it, so a live worker's record never expires while the
+worker heartbeats; a record the reaper declared offline while it still holds leases is its
+retry queue until the database released them, so it never expires either. Pending queues,
+the dirty and touched sets and the rate buckets expire too. Index entries of a record that
+expired are dropped when a sweep or a listing meets them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from facefleet.api.storage.hot.base import (
+    DirtyLiveness,
+    HeartbeatOutcome,
+    LiveWorker,
+    SessionMismatch,
+    SweepResult,
+    WorkerStatus,
+    worker_key,
+)
+
+DEFAULT_PREFIX = "facefleet:"
+SOCKET_TIMEOUT = 2.0
+# A rate bucket outlives any window heartbeat_rate is asked about.
+RATE_BUCKET_TTL = 120.0
+_LEASE = "lease:"
+
+# Helpers shared by the scripts. LIVE mirrors base.LIVE_STATUSES. Every script gets the
+# prefix as ARGV[1]; scripts about one worker get its member name as ARGV[2] and the record
+# expiry (ms) as ARGV[3].
+_PRELUDE = """
+local LIVE = {online = true, suspect = true, draining = true, stopping = true}
+local P = ARGV[1]
+
+local function fmt(number)
+  return string.format('%.17g', number)
+end
+
+local function split(member)
+  local tenant, worker = string.match(member, '^(.*)/([^/]*)$')
+  return tenant, worker
+end
+
+local function has_leases(key)
+  for _, name in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(name, 1, 6) == 'lease:' then return true end
+  end
+  return false
+end
+
+-- Bring the indexes in line with the record (or its absence), and set its expiry: a
+-- record lives record_ms past its last write, except an offline one that still holds
+-- leases, which the reaper retries releasing until the database accepts it.
+local function reindex(member, record_ms)
+  local key = P .. 'w:' .. member
+  local f = redis.call('HMGET', key, 'status', 'deadline', 'stop_deadline', 'last_seen')
+  local status = f[1]
+  if not status then
+    local tenant, worker = split(member)
+    local idx = P .. 'idx:' .. tenant
+    redis.call('ZREM', P .. 'due', member)
+    redis.call('ZREM', P .. 'quiet', member)
+    redis.call('SREM', P .. 'offline', member)
+    redis.call('SREM', P .. 'draining', member)
+    redis.call('SREM', idx, worker)
+    if redis.call('SCARD', idx) == 0 then redis.call('SREM', P .. 'tenants', tenant) end
+    return false
+  end
+  if LIVE[status] then
+    local due = tonumber(f[2])
+    if f[3] then due = math.min(due, tonumber(f[3])) end
+    redis.call('ZADD', P .. 'due', fmt(due), member)
+  else
+    redis.call('ZREM', P .. 'due', member)
+  end
+  if status == 'online' then
+    redis.call('ZADD', P .. 'quiet', f[4], member)
+  else
+    redis.call('ZREM', P .. 'quiet', member)
+  end
+  if status == 'offline' then
+    redis.call('SADD', P .. 'offline', member)
+  else
+    redis.call('SREM', P .. 'offline', member)
+  end
+  if status == 'draining' then
+    redis.call('SADD', P .. 'draining', member)
+  else
+    redis.call('SREM', P .. 'draining', member)
+  end
+  if status == 'offline' and has_leases(key) then
+    redis.call('PERSIST', key)
+  else
+    redis.call('PEXPIRE', key, record_ms)
+  end
+  return true
+end
+
+local function dirty(member, record_ms)
+  redis.call('SADD', P .. 'dirty', member)
+  redis.call('PEXPIRE', P .. 'dirty', record_ms)
+end
+"""
+
+# ARGV: prefix, member, record_ms, only_if_absent, worker_id, tenant_id, field, value, ...
+_PUT = """
+local member, key = ARGV[2], P .. 'w:' .. ARGV[2]
+if ARGV[4] == '1' and redis.call('EXISTS', key) == 1 then return 0 end
+redis.call('DEL', key, P .. 'pending:' .. member)
+redis.call('HSET', key, unpack(ARGV, 7))
+redis.call('SADD', P .. 'idx:' .. ARGV[6], ARGV[5])
+redis.call('SADD', P .. 'tenants', ARGV[6])
+reindex(member, ARGV[3])
+return 1
+"""
+
+# ARGV: prefix, member, record_ms, only_if_offline.
+_REMOVE = """
+local member, key = ARGV[2], P .. 'w:' .. ARGV[2]
+if ARGV[4] == '1' then
+  local status = redis.call('HGET', key, 'status')
+  if status and status ~= 'offline' then return 0 end
+end
+redis.call('DEL', key, P .. 'pending:' .. member)
+redis.call('SREM', P .. 'dirty', member)
+reindex(member, ARGV[3])
+return 1
+"""
+
+# ARGV: prefix, member, record_ms, now, ttl, has_metrics, metrics, session_hash, rate_ms,
+# second. The hot path: the indexes are updated directly (a live worker stays live).
+_HEARTBEAT = """
+local member, key = ARGV[2], P .. 'w:' .. ARGV[2]
+local f = redis.call('HMGET', key, 'status', 'session_hash', 'deadline', 'stop_deadline')
+local status = f[1]
+if not status or not LIVE[status] then return false end
+if ARGV[8] ~= '' and f[2] ~= ARGV[8] then return 'mismatch' end
+local now = tonumber(ARGV[4])
+local recovered = '0'
+if status == 'suspect' then
+  status = 'online'
+  redis.call('HSET', key, 'status', status)
+  recovered = '1'
+end
+local deadline = math.max(tonumber(f[3]), now + tonumber(ARGV[5]))
+redis.call('HSET', key, 'last_seen', ARGV[4], 'deadline', fmt(deadline))
+local touched = ''
+if ARGV[6] == '1' then
+  redis.call('HSET', key, 'metrics', ARGV[7])
+  touched = ARGV[7]
+end
+redis.call('PEXPIRE', key, ARGV[3])
+local due = deadline
+if f[4] then due = math.min(due, tonumber(f[4])) end
+redis.call('ZADD', P .. 'due', fmt(due), member)
+if status == 'online' then redis.call('ZADD', P .. 'quiet', ARGV[4], member) end
+dirty(member, ARGV[3])
+local rate = P .. 'rate:' .. ARGV[10]
+redis.call('INCR', rate)
+redis.call('PEXPIRE', rate, ARGV[9])
+local tenant, worker = split(member)
+redis.call('HSET', P .. 'touched:' .. tenant, worker, touched)
+redis.call('PEXPIRE', P .. 'touched:' .. tenant, ARGV[3])
+redis.call('SADD', P .. 'touched', tenant)
+redis.call('PEXPIRE', P .. 'touched', ARGV[3])
+local pending = P .. 'pending:' .. member
+local items = redis.call('LRANGE', pending, 0, -1)
+if #items > 0 then redis.call('DEL', pending) end
+return {recovered, redis.call('HGETALL', key), items}
+"""
+
+# ARGV: prefix, member, record_ms, status, desired_state ('' keeps it), has_stop,
+# stop_deadline, has_mode, stop_mode.
+_SET_STATUS = """
+local member, key = ARGV[2], P .. 'w:' .. ARGV[2]
+if redis.call('EXISTS', key) == 0 then return false end
+redis.call('HSET', key, 'status', ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', key, 'desired_state', ARGV[5]) end
+if ARGV[6] == '1' then
+  redis.call('HSET', key, 'stop_deadline', ARGV[7])
+  if ARGV[8] == '1' then
+    redis.call('HSET', key, 'stop_mode', ARGV[9])
+  else
+    redis.call('HDEL', key, 'stop_mode')
+  end
+end
+reindex(member, ARGV[3])
+dirty(member, ARGV[3])
+return redis.call('HGETALL', key)
+"""
+
+# ARGV: prefix, member, record_ms, field, epoch ('' drops the lease).
+_LEASE_SCRIPT = """
+local member, key = ARGV[2], P .. 'w:' .. ARGV[2]
+if redis.call('EXISTS', key) == 0 then return 0 end
+if ARGV[5] == '' then
+  redis.call('HDEL', key, ARGV[4])
+else
+  redis.call('HSET', key, ARGV[4], ARGV[5])
+end
+reindex(member, ARGV[3])
+return 1
+"""
+
+# ARGV: prefix, now, suspect_after, record_ms, slack, limit. Only workers whose deadline
+# passed or whose last heartbeat is older than suspect_after (plus a little slack, so the
+# exact test below decides) are looked at, at most ``limit`` of each per pass.
+_SWEEP = """
+local now = tonumber(ARGV[2])
+local suspect_after = tonumber(ARGV[3])
+local record_ms = ARGV[4]
+local out = {}
+local limit = tonumber(ARGV[6])
+local due = redis.call('ZRANGEBYSCORE', P .. 'due', '-inf', ARGV[2], 'LIMIT', 0, limit)
+for _, member in ipairs(due) do
+  local key = P .. 'w:' .. member
+  local f = redis.call('HMGET', key, 'status', 'deadline', 'stop_deadline')
+  local status = f[1]
+  if status and LIVE[status] then
+    local overdue = f[3] and now >= tonumber(f[3])
+    if now >= tonumber(f[2]) or overdue then
+      redis.call('HSET', key, 'status', 'offline')
+      dirty(member, record_ms)
+      out[#out + 1] = {'expired', status, redis.call('HGETALL', key)}
+    end
+  end
+  reindex(member, record_ms)
+end
+local bound = fmt(now - suspect_after + tonumber(ARGV[5]))
+local quiet = redis.call('ZRANGEBYSCORE', P .. 'quiet', '-inf', bound, 'LIMIT', 0, limit)
+for _, member in ipairs(quiet) do
+  local key = P .. 'w:' .. member
+  local f = redis.call('HMGET', key, 'status', 'last_seen')
+  if f[1] == 'online' and now - tonumber(f[2]) >= suspect_after then
+    redis.call('HSET', key, 'status', 'suspect')
+    dirty(member, record_ms)
+    out[#out + 1] = {'suspect', 'online', redis.call('HGETALL', key)}
+    reindex(member, record_ms)
+  elseif f[1] ~= 'online' then
+    reindex(member, record_ms)
+  end
+end
+return out
+"""
+
+# ARGV: prefix, record_ms, now, ttl.
+_EXTEND_GRACE = """
+local now = tonumber(ARGV[3])
+local count = 0
+for _, member in ipairs(redis.call('ZRANGE', P .. 'due', 0, -1)) do
+  local key = P .. 'w:' .. member
+  local f = redis.call('HMGET', key, 'status', 'deadline')
+  if f[1] and LIVE[f[1]] then
+    if f[1] == 'suspect' then redis.call('HSET', key, 'status', 'online') end
+    local deadline = math.max(tonumber(f[2]), now + tonumber(ARGV[4]))
+    redis.call('HSET', key, 'last_seen', ARGV[3], 'deadline', fmt(deadline))
+    dirty(member, ARGV[2])
+    count = count + 1
+  end
+  reindex(member, ARGV[2])
+end
+return count
+"""
+
+# ARGV: prefix, tenant ('' for every tenant). Their records.
+_LIST = """
+local tenants
+if ARGV[2] ~= '' then tenants = {ARGV[2]} else tenants = redis.call('SMEMBERS', P .. 'tenants') end
+local out = {}
+for _, tenant in ipairs(tenants) do
+  local idx = P .. 'idx:' .. tenant
+  for _, worker in ipairs(redis.call('SMEMBERS', idx)) do
+    local record = redis.call('HGETALL', P .. 'w:' .. tenant .. '/' .. worker)
+    if #record > 0 then
+      out[#out + 1] = record
+    else
+      redis.call('SREM', idx, worker)
+    end
+  end
+  if redis.call('SCARD', idx) == 0 then redis.call('SREM', P .. 'tenants', tenant) end
+end
+return out
+"""
+
+# ARGV: prefix, record_ms, index set ('offline' or 'draining'). Its records holding leases.
+_LIST_HOLDING = """
+local out = {}
+for _, member in ipairs(redis.call('SMEMBERS', P .. ARGV[3])) do
+  local key = P .. 'w:' .. member
+  if redis.call('HGET', key, 'status') == ARGV[3] then
+    if has_leases(key) then out[#out + 1] = redis.call('HGETALL', key) end
+  else
+    reindex(member, ARGV[2])
+  end
+end
+return out
+"""
+
+# ARGV: prefix.
+_TAKE_DIRTY = """
+local members = redis.call('SMEMBERS', P .. 'dirty')
+redis.call('DEL', P .. 'dirty')
+local out = {}
+for _, member in ipairs(members) do
+  local f = redis.call('HMGET', P .. 'w:' .. member, 'pk', 'last_seen', 'status', 'metrics')
+  if f[1] then out[#out + 1] = f end
+end
+return out
+"""
+
+# ARGV: prefix.
+_TAKE_TOUCHED = """
+local tenants = redis.call('SMEMBERS', P .. 'touched')
+redis.call('DEL', P .. 'touched')
+local out = {}
+for _, tenant in ipairs(tenants) do
+  local key = P .. 'touched:' .. tenant
+  out[#out + 1] = {tenant, redis.call('HGETALL', key)}
+  redis.call('DEL', key)
+end
+return out
+"""
+
+# One sweep changes at most this many workers of each kind (the rest wait for the next
+# pass), so a fleet expiring at once never blocks Redis for long.
+SWEEP_LIMIT = 1000
+# Candidates for suspicion are taken this far past the bound; the exact comparison in the
+# script decides, with the same floating-point arithmetic as the in-process store.
+_SUSPECT_SLACK = 0.001
+
+
+def connect(url: str) -> aioredis.Redis:
+    """A client whose requests fail fast when Redis is away (the API answers 503 and the
+    next request reconnects), retrying once only when a pooled connection turned out to be
+    dead, never after a timeout (a script may have run)."""
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=SOCKET_TIMEOUT,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        health_check_interval=30,
+    )
+    return client
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _number(value: float) -> str:
+    return repr(float(value))
+
+
+def encode_worker(worker: LiveWorker) -> dict[str, str]:
+    fields = {
+        "pk": str(worker.pk),
+        "tenant_id": worker.tenant_id,
+        "worker_id": worker.worker_id,
+        "session_hash": worker.session_hash,
+        "hostname": worker.hostname,
+        "instance_id": worker.instance_id,
+        "capacity": str(worker.capacity),
+        "labels": json.dumps(worker.labels),
+        "status": worker.status.value,
+        "desired_state": worker.desired_state,
+        "last_seen": _number(worker.last_seen),
+        "deadline": _number(worker.deadline),
+        "metrics": json.dumps(worker.metrics),
+    }
+    if worker.stop_deadline is not None:
+        fields["stop_deadline"] = _number(worker.stop_deadline)
+    if worker.stop_mode is not None:
+        fields["stop_mode"] = worker.stop_mode
+    for camera_id, epoch in worker.leases.items():
+        fields[f"{_LEASE}{camera_id}"] = str(epoch)
+    return fields
+
+
+def decode_worker(fields: dict[str, str]) -> LiveWorker:
+    stop_deadline = fields.get("stop_deadline")
+    return LiveWorker(
+        pk=int(fields["pk"]),
+        tenant_id=fields["tenant_id"],
+        worker_id=fields["worker_id"],
+        session_hash=fields["session_hash"],
+        hostname=fields["hostname"],
+        instance_id=fields["instance_id"],
+        capacity=int(fields["capacity"]),
+        labels=json.loads(fields["labels"]),
+        status=WorkerStatus(fields["status"]),
+        desired_state=fields["desired_state"],
+        last_seen=float(fields["last_seen"]),
+        deadline=float(fields["deadline"]),
+        leases={
+            int(name.removeprefix(_LEASE)): int(value)
+            for name, value in fields.items()
+            if name.startswith(_LEASE)
+        },
+        metrics=json.loads(fields["metrics"]),
+        stop_deadline=None if stop_deadline is None else float(stop_deadline),
+        stop_mode=fields.get("stop_mode"),
+    )
+
+
+def _by_pk(workers: list[LiveWorker]) -> list[LiveWorker]:
+    # Registration order, as the in-process store lists them.
+    return sorted(workers, key=lambda w: w.pk)
+
+
+class RedisHotStore:
+    def __init__(
+        self, client: aioredis.Redis, *, prefix: str = DEFAULT_PREFIX, record_ttl: float = 60.0
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._record_ms = str(max(1, round(record_ttl * 1000)))
+        self._rate_ms = str(round(RATE_BUCKET_TTL * 1000))
+
+        def script(body: str) -> Any:
+            return client.register_script(_PRELUDE + body)
+
+        self._put = script(_PUT)
+        self._remove = script(_REMOVE)
+        self._heartbeat = script(_HEARTBEAT)
+        self._set_status = script(_SET_STATUS)
+        self._lease = script(_LEASE_SCRIPT)
+        self._sweep = script(_SWEEP)
+        self._list = script(_LIST)
+        self._extend_grace = script(_EXTEND_GRACE)
+        self._list_holding = script(_LIST_HOLDING)
+        self._take_dirty = script(_TAKE_DIRTY)
+        self._take_touched = script(_TAKE_TOUCHED)
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, prefix: str = DEFAULT_PREFIX, record_ttl: float = 60.0
+    ) -> RedisHotStore:
+        return cls(connect(url), prefix=prefix, record_ttl=record_ttl)
+
+    def _one(self, tenant_id: str, worker_id: str, *args: str) -> list[str]:
+        """The arguments of a script about one worker."""
+        return [self.prefix, worker_key(tenant_id, worker_id), self._record_ms, *args]
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # -- records --------------------------------------------------------------------------
+
+    async def _store(self, worker: LiveWorker, *, only_if_absent: bool) -> bool:
+        flat = [item for pair in encode_worker(worker).items() for item in pair]
+        done = await self._put(
+            args=self._one(
+                worker.tenant_id,
+                worker.worker_id,
+                "1" if only_if_absent else "0",
+                worker.worker_id,
+                worker.tenant_id,
+                *flat,
+            )
+        )
+        return bool(done)
+
+    async def put_worker(self, worker: LiveWorker) -> None:
+        await self._store(worker, only_if_absent=False)
+
+    async def restore_worker(self, worker: LiveWorker) -> bool:
+        return await self._store(worker, only_if_absent=True)
+
+    async def get_worker(self, tenant_id: str, worker_id: str) -> LiveWorker | None:
+        key = f"{self.prefix}w:{worker_key(tenant_id, worker_id)}"
+        fields = cast("dict[str, str]", await self.client.hgetall(key))
+        return decode_worker(fields) if fields else None
+
+    async def list_workers(self, tenant_id: str | None = None) -> list[LiveWorker]:
+        rows = await self._list(args=[self.prefix, tenant_id or ""])
+        return _by_pk([decode_worker(_pairs(row)) for row in rows])
+
+    async def remove_worker(
+        self, tenant_id: str, worker_id: str, *, only_if_offline: bool = False
+    ) -> None:
+        await self._remove(args=self._one(tenant_id, worker_id, "1" if only_if_offline else "0"))
+
+    # -- liveness -------------------------------------------------------------------------
+
+    async def heartbeat(
+        self,
+        tenant_id: str,
+        worker_id: str,
+        *,
+        now: float,
+        ttl: float,
+        metrics: dict[str, Any] | None,
+        session_hash: str | None = None,
+    ) -> HeartbeatOutcome | None:
+        result = await self._heartbeat(
+            args=self._one(
+                tenant_id,
+                worker_id,
+                _number(now),
+                _number(ttl),
+                "0" if metrics is None else "1",
+                "" if metrics is None else json.dumps(metrics),
+                session_hash or "",
+                self._rate_ms,
+                str(math.floor(now)),
+            )
+        )
+        if result is None:
+            return None
+        if result == "mismatch":
+            raise SessionMismatch(worker_id)
+        recovered, flat, pending = result
+        return HeartbeatOutcome(
+            decode_worker(_pairs(flat)),
+            recovered == "1",
+            [json.loads(item) for item in pending],
+        )
+
+    async def set_status(
+        self,
+        tenant_id: str,
+        worker_id: str,
+        status: WorkerStatus,
+        desired_state: str | None = None,
+        *,
+        stop_deadline: float | None = None,
+        stop_mode: str | None = None,
+    ) -> LiveWorker | None:
+        flat = await self._set_status(
+            args=self._one(
+                tenant_id,
+                worker_id,
+                status.value,
+                desired_state or "",
+                "0" if stop_deadline is None else "1",
+                "" if stop_deadline is None else _number(stop_deadline),
+                "0" if stop_mode is None else "1",
+                stop_mode or "",
+            )
+        )
+        return decode_worker(_pairs(flat)) if flat else None
+
+    async def add_lease(self, tenant_id: str, worker_id: str, camera_id: int, epoch: int) -> None:
+        await self._lease(args=self._one(tenant_id, worker_id, f"{_LEASE}{camera_id}", str(epoch)))
+
+    async def drop_lease(self, tenant_id: str, worker_id: str, camera_id: int) -> None:
+        await self._lease(args=self._one(tenant_id, worker_id, f"{_LEASE}{camera_id}", ""))
+
+    async def push_pending(self, tenant_id: str, worker_id: str, item: dict[str, Any]) -> None:
+        key = f"{self.prefix}pending:{worker_key(tenant_id, worker_id)}"
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, json.dumps(item))
+            pipe.pexpire(key, int(self._record_ms))
+            await pipe.execute()
+
+    async def sweep(self, *, now: float, suspect_after: float) -> SweepResult:
+        rows = await self._sweep(
+            args=[
+                self.prefix,
+                _number(now),
+                _number(suspect_after),
+                self._record_ms,
+                _number(_SUSPECT_SLACK),
+                str(SWEEP_LIMIT),
+            ]
+        )
+        suspect: list[LiveWorker] = []
+        expired: list[LiveWorker] = []
+        expired_from: dict[str, WorkerStatus] = {}
+        for kind, previous, flat in rows:
+            worker = decode_worker(_pairs(flat))
+            if kind == "expired":
+                expired.append(worker)
+                expired_from[worker.key] = WorkerStatus(previous)
+            else:
+                suspect.append(worker)
+        return SweepResult(_by_pk(suspect), _by_pk(expired), expired_from)
+
+    async def extend_grace(self, *, now: float, ttl: float) -> int:
+        count = await self._extend_grace(
+            args=[self.prefix, self._record_ms, _number(now), _number(ttl)]
+        )
+        return int(count)
+
+    async def _holding(self, index: str) -> list[LiveWorker]:
+        rows = await self._list_holding(args=[self.prefix, self._record_ms, index])
+        return _by_pk([decode_worker(_pairs(row)) for row in rows])
+
+    async def offline_with_leases(self) -> list[LiveWorker]:
+        return await self._holding(WorkerStatus.offline.value)
+
+    async def draining_with_leases(self) -> list[LiveWorker]:
+        return await self._holding(WorkerStatus.draining.value)
+
+    async def take_dirty(self) -> list[DirtyLiveness]:
+        rows = await self._take_dirty(args=[self.prefix])
+        return [
+            DirtyLiveness(int(pk), float(last_seen), WorkerStatus(status), json.loads(metrics))
+            for pk, last_seen, status, metrics in rows
+        ]
+
+    async def take_touched(self) -> dict[str, dict[str, dict[str, Any] | None]]:
+        rows = await self._take_touched(args=[self.prefix])
+        return {
+            tenant_id: {
+                worker_id: json.loads(metrics) if metrics else None
+                for worker_id, metrics in _pairs(flat).items()
+            }
+            for tenant_id, flat in rows
+        }
+
+    async def heartbeat_rate(self, *, now: float, window: float = 10.0) -> float:
+        start = math.floor(now - window)
+        end = math.floor(now)
+        if end <= start:
+            return 0.0
+        keys = [f"{self.prefix}rate:{second}" for second in range(start, end)]
+        counts = cast("list[str | None]", await self.client.mget(keys))
+        return sum(int(c) for c in counts if c is not None) / window
+
+    # -- recovery -------------------------------------------------------------------------
+
+    async def is_restored(self) -> bool:
+        return bool(await self.client.exists(f"{self.prefix}restored"))
+
+    async def mark_restored(self) -> None:
+        await self.client.set(f"{self.prefix}restored", "1")

@@ -67,6 +67,11 @@ async def test_operator_shutdown_reaches_the_worker_and_is_enforced(
     assert offline["detail"]["reason"] == "shutdown deadline passed"
     spare = WorkerHandle(api, tenant, "spare")
     await spare.register()
+    # Forced out while its lease still ran: the camera waits until that lease would end,
+    # because the stubborn worker may stream until then.
+    assert (await spare.request_camera()).json()["assignment"] is None
+    clock.advance(api.settings.lease_ttl)
+    await spare.heartbeat()
     assert (await spare.request_camera()).json()["assignment"]["camera_id"] == cam
 
 
@@ -150,7 +155,9 @@ async def test_drain_hands_cameras_over_one_by_one_and_undrain(api: Api, clock: 
     reaper = Reaper(api.state)
     await reaper.run_once()
     assert len((await busy.heartbeat()).json()["leases"]) == 1  # one at a time
-    first = (await idle.request_camera()).json()["assignment"]
+    # The draining worker may stream the released camera until its lease deadline: nobody
+    # else gets it before.
+    assert (await idle.request_camera()).json()["assignment"] is None
     await reaper.run_once()  # same interval: nothing more yet
     assert len((await busy.heartbeat()).json()["leases"]) == 1
     clock.advance(api.settings.heartbeat_interval)
@@ -158,6 +165,10 @@ async def test_drain_hands_cameras_over_one_by_one_and_undrain(api: Api, clock: 
     await idle.heartbeat()
     await reaper.run_once()
     assert (await busy.heartbeat()).json()["leases"] == []
+    clock.advance(api.settings.lease_ttl)
+    await busy.heartbeat()
+    await idle.heartbeat()
+    first = (await idle.request_camera()).json()["assignment"]
     second = (await idle.request_camera()).json()["assignment"]
     assert sorted([first["camera_id"], second["camera_id"]]) == sorted(cams)
     assert (await busy.request_camera()).json()["assignment"] is None

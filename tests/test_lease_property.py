@@ -7,6 +7,8 @@ the real API on the real database. After every batch:
   response that granted or confirmed it until its own self-fencing deadline
   (last successful heartbeat + lease TTL - margin), exactly as a worker agent must;
 - the hot store never shows one camera in two live leases, and agrees with the database;
+- operators draining workers (the reaper then takes their cameras away one by one) never
+  lets a camera reach another worker while the drained one may still stream it;
 - the epochs handed out for each camera strictly increase.
 """
 
@@ -103,7 +105,9 @@ class Model:
 Op = tuple[str, str]
 op_strategy = st.one_of(
     st.tuples(
-        st.sampled_from(["register", "request", "release", "heartbeat", "deregister"]),
+        st.sampled_from(
+            ["register", "request", "release", "heartbeat", "deregister", "drain", "undrain"]
+        ),
         st.sampled_from(WORKERS),
     ),
     st.tuples(st.just("tick"), st.sampled_from(["0.5", "2.5", "7"])),
@@ -174,6 +178,12 @@ async def apply(op: Op, model: Model, host: ApiHost) -> None:
         resp = await handle.deregister()
         assert resp.status_code in (200, 404), resp.text
         belief.leases = {}
+    elif kind in ("drain", "undrain"):
+        # The operator steers; the worker learns it (and which leases it lost) by heartbeat.
+        resp = await handle.api.client.post(
+            f"/v1/workers/{arg}/{kind}", headers=handle.tenant.headers()
+        )
+        assert resp.status_code in (200, 404, 409), resp.text
 
 
 async def check(model: Model, host: ApiHost) -> None:

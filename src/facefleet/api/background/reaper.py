@@ -128,7 +128,11 @@ class Reaper:
                 if row is None or row.session_hash != worker.session_hash:
                     # Re-registered meanwhile: the registration settled its old leases.
                     return []
-                released = await leases_repo.release_all(session, worker.pk, now_dt)
+                # A worker forced out before its lease ran out (a missed shutdown deadline)
+                # may stream until its deadline: its cameras wait for that.
+                released = await leases_repo.release_all(
+                    session, worker.pk, now_dt, hold_until=to_datetime(max(now, worker.deadline))
+                )
                 for held in released:
                     events_repo.record(
                         session,
@@ -195,7 +199,12 @@ class Reaper:
             epoch = worker.leases[camera_id]
             async with self.state.sessions() as session:
                 done = await leases_repo.release(
-                    session, camera_id, worker.pk, epoch, to_datetime(now)
+                    session,
+                    camera_id,
+                    worker.pk,
+                    epoch,
+                    to_datetime(now),
+                    hold_until=to_datetime(max(now, worker.deadline)),
                 )
                 if done:
                     events_repo.record(

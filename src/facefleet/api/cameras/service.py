@@ -13,6 +13,7 @@ from facefleet.api.storage.db import cameras_repo, events_repo, leases_repo
 from facefleet.api.storage.db.models import Camera
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.unit_of_work import UnitOfWork
+from facefleet.api.workers.service import to_datetime
 
 
 class CameraService:
@@ -113,7 +114,18 @@ class CameraService:
         if lease is None or lease.worker_pk is None:
             return
         holder_pk, epoch = lease.worker_pk, lease.epoch
-        await leases_repo.release(uow.session, camera_id, holder_pk, epoch, datetime.now(UTC))
+        holder = await uow.session.get(leases_repo.Worker, holder_pk)
+        live = (
+            await self.state.hot.get_worker(principal.tenant_id, holder.worker_id)
+            if holder is not None
+            else None
+        )
+        now = self.state.clock()
+        # The holder learns at its next heartbeat; until its deadline it may still stream.
+        hold = to_datetime(max(now, live.deadline)) if live is not None and live.is_live else None
+        await leases_repo.release(
+            uow.session, camera_id, holder_pk, epoch, to_datetime(now), hold_until=hold
+        )
         events_repo.record(
             uow.session,
             principal.tenant_id,
@@ -123,7 +135,6 @@ class CameraService:
             epoch=epoch,
             reason=reason,
         )
-        holder = await uow.session.get(leases_repo.Worker, holder_pk)
         hot: HotStore = self.state.hot
         if holder is not None:
             worker_id = holder.worker_id

@@ -267,8 +267,16 @@ class WorkerService:
         row = await workers_repo.get_for_update(session, tenant_id, worker_id)
         if row is None:
             raise not_registered(worker_id)
-        now_dt = to_datetime(self.state.clock())
-        released = await leases_repo.release_all(session, row.id, now_dt)
+        now = self.state.clock()
+        now_dt = to_datetime(now)
+        # An operator deregistering a live worker takes its cameras away: they wait for its
+        # deadline. A worker deregistering itself has stopped its streams already.
+        hold = (
+            to_datetime(max(now, live.deadline))
+            if live is not None and live.is_live and principal.role != Role.worker
+            else None
+        )
+        released = await leases_repo.release_all(session, row.id, now_dt, hold_until=hold)
         for held in released:
             events_repo.record(
                 session,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, func, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facefleet.api.storage.db.models import Camera, CameraLease, CameraRequiredLabel, Worker
@@ -63,6 +63,7 @@ async def claim_free_camera(
             Camera.tenant_id == tenant_id,
             Camera.enabled.is_(True),
             CameraLease.worker_pk.is_(None),
+            or_(CameraLease.revoked_until.is_(None), CameraLease.revoked_until <= now),
             ~missing_label,
         )
         .order_by(
@@ -98,28 +99,42 @@ async def claim_free_camera(
 
 
 async def release(
-    session: AsyncSession, camera_id: int, worker_pk: int, epoch: int | None, now: datetime
+    session: AsyncSession,
+    camera_id: int,
+    worker_pk: int,
+    epoch: int | None,
+    now: datetime,
+    *,
+    hold_until: datetime | None = None,
 ) -> bool:
-    """Release one lease if this worker holds it (at this epoch, when given)."""
+    """Release one lease if this worker holds it (at this epoch, when given).
+
+    ``hold_until``: when the release is the control plane's decision and not the worker's,
+    the time until which the worker may still believe its lease valid (its deadline); the
+    camera is not assigned to anyone else before then.
+    """
     conditions = [CameraLease.camera_id == camera_id, CameraLease.worker_pk == worker_pk]
     if epoch is not None:
         conditions.append(CameraLease.epoch == epoch)
     result = await session.execute(
         update(CameraLease)
         .where(and_(*conditions))
-        .values(worker_pk=None, waiting_since=now)
+        .values(worker_pk=None, waiting_since=now, revoked_until=hold_until)
         .execution_options(synchronize_session=False)
     )
     return getattr(result, "rowcount", 0) == 1
 
 
-async def release_all(session: AsyncSession, worker_pk: int, now: datetime) -> list[HeldLease]:
+async def release_all(
+    session: AsyncSession, worker_pk: int, now: datetime, *, hold_until: datetime | None = None
+) -> list[HeldLease]:
+    """Release every lease of a worker (``hold_until`` as in ``release``)."""
     held = await held_by(session, worker_pk)
     if held:
         await session.execute(
             update(CameraLease)
             .where(CameraLease.worker_pk == worker_pk)
-            .values(worker_pk=None, waiting_since=now)
+            .values(worker_pk=None, waiting_since=now, revoked_until=hold_until)
             .execution_options(synchronize_session=False)
         )
     return held

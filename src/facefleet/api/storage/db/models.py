@@ -149,6 +149,9 @@ class CameraLease(Base):
         ForeignKey("workers.id", ondelete="SET NULL"), default=None
     )
     waiting_since: Mapped[datetime] = mapped_column(default=utcnow)
+    # After the control plane takes a camera away from a live worker, that worker may still
+    # believe its lease valid until its own deadline: nobody else gets the camera before.
+    revoked_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Command(Base):

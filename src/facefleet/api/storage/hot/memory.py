@@ -5,7 +5,7 @@ Every method runs without awaiting anything, so each is atomic on the event loop
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
 from collections import deque
 from typing import Any
@@ -22,6 +22,18 @@ from facefleet.api.storage.hot.base import (
 )
 
 _RATE_BUCKETS = 64
+
+
+def _copy(worker: LiveWorker) -> LiveWorker:
+    """A copy callers may change freely: the mutable fields are copied, not shared.
+
+    Far cheaper than copy.deepcopy, which dominated listing a large fleet."""
+    return dataclasses.replace(
+        worker,
+        labels=list(worker.labels),
+        leases=dict(worker.leases),
+        metrics=dict(worker.metrics),
+    )
 
 
 class MemoryHotStore:
@@ -41,7 +53,7 @@ class MemoryHotStore:
         return None
 
     async def put_worker(self, worker: LiveWorker) -> None:
-        self._workers[worker.key] = copy.deepcopy(worker)
+        self._workers[worker.key] = _copy(worker)
         self._pending.pop(worker.key, None)
 
     async def restore_worker(self, worker: LiveWorker) -> bool:
@@ -52,11 +64,11 @@ class MemoryHotStore:
 
     async def get_worker(self, tenant_id: str, worker_id: str) -> LiveWorker | None:
         worker = self._workers.get(worker_key(tenant_id, worker_id))
-        return copy.deepcopy(worker) if worker else None
+        return _copy(worker) if worker else None
 
     async def list_workers(self, tenant_id: str | None = None) -> list[LiveWorker]:
         return [
-            copy.deepcopy(w)
+            _copy(w)
             for w in self._workers.values()
             if tenant_id is None or w.tenant_id == tenant_id
         ]
@@ -99,7 +111,7 @@ class MemoryHotStore:
         self._touched.setdefault(tenant_id, {})[worker_id] = metrics
         self._count(now)
         pending = self._pending.pop(key, [])
-        return HeartbeatOutcome(copy.deepcopy(worker), recovered, pending)
+        return HeartbeatOutcome(_copy(worker), recovered, pending)
 
     def _count(self, now: float) -> None:
         second = math.floor(now)
@@ -128,7 +140,7 @@ class MemoryHotStore:
             worker.stop_deadline = stop_deadline
             worker.stop_mode = stop_mode
         self._dirty.add(worker.key)
-        return copy.deepcopy(worker)
+        return _copy(worker)
 
     async def add_lease(self, tenant_id: str, worker_id: str, camera_id: int, epoch: int) -> None:
         worker = self._workers.get(worker_key(tenant_id, worker_id))
@@ -154,11 +166,11 @@ class MemoryHotStore:
                 expired_from[worker.key] = worker.status
                 worker.status = WorkerStatus.offline
                 self._dirty.add(worker.key)
-                expired.append(copy.deepcopy(worker))
+                expired.append(_copy(worker))
             elif worker.status == WorkerStatus.online and now - worker.last_seen >= suspect_after:
                 worker.status = WorkerStatus.suspect
                 self._dirty.add(worker.key)
-                suspect.append(copy.deepcopy(worker))
+                suspect.append(_copy(worker))
         return SweepResult(suspect, expired, expired_from)
 
     async def extend_grace(self, *, now: float, ttl: float) -> int:
@@ -173,14 +185,14 @@ class MemoryHotStore:
 
     async def offline_with_leases(self) -> list[LiveWorker]:
         return [
-            copy.deepcopy(w)
+            _copy(w)
             for w in self._workers.values()
             if w.status == WorkerStatus.offline and w.leases
         ]
 
     async def draining_with_leases(self) -> list[LiveWorker]:
         return [
-            copy.deepcopy(w)
+            _copy(w)
             for w in self._workers.values()
             if w.status == WorkerStatus.draining and w.leases
         ]

@@ -35,8 +35,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Each benchmark prints its figures as ratios against a baseline measured in the same run;
+# docs/performance.md records the latest ones.
 bench: $(STAMP)
 	$(BIN)/python bench/heartbeat.py
+	$(BIN)/python bench/ws_fanout.py
+	$(BIN)/python bench/failover.py
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/gallery.py
+	$(BIN)/python bench/replicas.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

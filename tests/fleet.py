@@ -81,7 +81,14 @@ class ControlPlane:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)
-            self.process.wait(30)
+            try:
+                self.process.wait(45)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+                raise AssertionError(
+                    f"the control plane ignored signal {sig} for 45 s: {self.log()[-3000:]}"
+                ) from None
         self.process = None
 
     def keys(self) -> dict[str, str]:

@@ -49,7 +49,14 @@ def serve(
     _banner(settings)
     from facefleet.api.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    # Bounded graceful shutdown: idle keep-alive connections must not hold a restart up.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
 
 
 @db_app.command("upgrade")

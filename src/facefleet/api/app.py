@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
 
@@ -43,6 +43,17 @@ log = logging.getLogger(__name__)
 
 # Operators see coalesced liveness at most this often.
 DIGEST_PERIOD = 1.0
+
+
+SHUTDOWN_STEP_SECONDS = 5.0
+
+
+async def _bounded(step: Awaitable[object], what: str) -> None:
+    try:
+        async with asyncio.timeout(SHUTDOWN_STEP_SECONDS):
+            await step
+    except Exception as exc:
+        log.warning("shutdown: %s did not finish (%s: %s)", what, type(exc).__name__, exc)
 
 
 def is_upload_path(path: str) -> bool:
@@ -143,15 +154,14 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            try:
-                await flusher.run_once()
-            except Exception:
-                log.exception("final write-behind flush failed")
+            # Each step is bounded: an unreachable Redis or database must not keep a
+            # stopping process alive.
+            await _bounded(flusher.run_once(), "final write-behind flush")
             if leadership is not None:
-                await leadership.release()
-            await state.events.close()
-            await state.hot.close()
-            await engine.dispose()
+                await _bounded(leadership.release(), "leader lock release")
+            await _bounded(state.events.close(), "event broker close")
+            await _bounded(state.hot.close(), "hot store close")
+            await _bounded(engine.dispose(), "database engine close")
 
     app = FastAPI(
         title="facefleet",

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facefleet.api.storage.db.models import Worker
@@ -31,6 +31,15 @@ async def for_tenant(session: AsyncSession, tenant_id: str) -> list[Worker]:
         select(Worker).where(Worker.tenant_id == tenant_id).order_by(Worker.worker_id)
     )
     return list(rows.all())
+
+
+async def status_counts(session: AsyncSession, tenant_id: str) -> dict[str, int]:
+    rows = await session.execute(
+        select(Worker.status, func.count())
+        .where(Worker.tenant_id == tenant_id)
+        .group_by(Worker.status)
+    )
+    return {status: count for status, count in rows}
 
 
 async def with_status(session: AsyncSession, statuses: Iterable[str]) -> list[Worker]:

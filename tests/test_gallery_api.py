@@ -207,3 +207,20 @@ async def test_huge_dimensions_and_oversize_uploads(api: Api) -> None:
         headers=tenant.headers(),
     )
     assert missing.status_code == 404 and missing.json()["error"] == "PersonNotFound"
+
+
+async def test_the_demo_portrait_enrolls_as_one_face(api: Api) -> None:
+    from facefleet.demo.faces import portrait_path
+
+    tenant = await api.tenant()
+    person = (
+        await api.client.post("/v1/people", json={"name": "demo"}, headers=tenant.headers())
+    ).json()
+    photo = portrait_path()
+    resp = await api.client.post(
+        f"/v1/people/{person['id']}/faces",
+        files={"files": (photo.name, photo.read_bytes(), "image/png")},
+        headers=tenant.headers(),
+    )
+    assert resp.status_code == 201, resp.text
+    assert len(resp.json()["faces"]) == 1

@@ -51,13 +51,20 @@ def _seed_cameras(url: str, admin_key: str, data_dir: Path) -> None:
         try:
             videos[FACE_CAMERA] = make_face_video(data_dir / "demo" / f"{FACE_CAMERA}.avi")
             _enroll_demo_person(url, headers)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, httpx.HTTPStatusError) as exc:
             console.print(f"[yellow]no face demo:[/yellow] {exc}")
+            videos.pop(FACE_CAMERA, None)
     for name, video in videos.items():
         resp = httpx.post(
             f"{url}/v1/cameras",
             headers=headers,
-            json={"name": name, "source_url": f"file://{video.resolve()}", "target_fps": 5},
+            json={
+                "name": name,
+                "source_url": f"file://{video.resolve()}",
+                "target_fps": 5,
+                # The face camera first: it is the one that shows recognition.
+                "priority": 10 if name == FACE_CAMERA else 0,
+            },
         )
         resp.raise_for_status()
 
@@ -99,6 +106,7 @@ def run_demo(settings: Settings) -> int:
                         "FACEFLEET_WORKER_API_URL": url,
                         "FACEFLEET_WORKER_API_KEY": keys["worker"],
                         "FACEFLEET_WORKER_STATE_DIR": str(data_dir / "workers" / worker_id),
+                        "FACEFLEET_WORKER_CAPACITY": "2",
                     },
                 )
             )

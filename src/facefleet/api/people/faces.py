@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 # restarts) quickly; only the gallery routes need them.
 
 THUMBNAIL_SIZE = 96
+# HOG detection margin below which a detection does not count in an enrollment photo.
+ENROLL_MIN_SCORE = 0.5
 _engine: FaceEngine | None = None
 _engine_lock = asyncio.Lock()
 
@@ -82,7 +84,10 @@ async def analyze(
 
 async def enroll_one(name: str, data: bytes, max_pixels: int) -> EnrolledFace:
     """The single face of an enrollment photo; anything else is a 422 naming the file."""
-    image, faces = await analyze(name, data, max_pixels)
+    image, found = await analyze(name, data, max_pixels)
+    # Upsampling finds small faces but also the odd weak false detection; an enrollment
+    # photo's face is a clear one.
+    faces = [f for f in found if f.score >= ENROLL_MIN_SCORE]
     if not faces:
         raise UnprocessableImage(f"{name}: no face found; use a clear, frontal photo")
     if len(faces) > 1:

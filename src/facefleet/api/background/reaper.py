@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from facefleet.api.background.leader import Leadership, LostLeadership, ensure_leading
 from facefleet.api.background.loops import outage
 from facefleet.api.background.recovery import rebuild_hot_store
+from facefleet.api.realtime.events import camera_released
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, events_repo, leases_repo, workers_repo
 from facefleet.api.storage.hot.base import LIVE_STATUSES, LiveWorker, WorkerStatus
@@ -170,12 +171,7 @@ class Reaper:
             await events.publish(
                 worker.tenant_id,
                 "camera_released",
-                {
-                    "worker_id": worker.worker_id,
-                    "camera_id": held.camera_id,
-                    "epoch": held.epoch,
-                    "reason": reason,
-                },
+                camera_released(worker.worker_id, held.camera_id, held.epoch, reason),
             )
         await events.publish(
             worker.tenant_id,
@@ -223,12 +219,7 @@ class Reaper:
                 await self.state.events.publish(
                     worker.tenant_id,
                     "camera_released",
-                    {
-                        "worker_id": worker.worker_id,
-                        "camera_id": camera_id,
-                        "epoch": epoch,
-                        "reason": "draining",
-                    },
+                    camera_released(worker.worker_id, camera_id, epoch, "draining"),
                 )
 
     async def _expire_commands(self, now: float) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from facefleet.api.cameras import schemas
 from facefleet.api.cameras.urls import mask_source_url
 from facefleet.api.errors import CameraNotFound, Conflict
+from facefleet.api.realtime.events import camera_released
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import cameras_repo, events_repo, leases_repo
@@ -139,12 +140,7 @@ class CameraService:
         if holder is not None:
             worker_id = holder.worker_id
 
-            event = {
-                "worker_id": worker_id,
-                "camera_id": camera_id,
-                "epoch": epoch,
-                "reason": reason,
-            }
+            event = camera_released(worker_id, camera_id, epoch, reason)
 
             async def publish() -> None:
                 await hot.drop_lease(principal.tenant_id, worker_id, camera_id)

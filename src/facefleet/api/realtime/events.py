@@ -144,3 +144,8 @@ class MemoryEventBroker:
     @property
     def drops(self) -> int:
         return self._drops
+
+
+def camera_released(worker_id: str, camera_id: int, epoch: int, reason: str) -> dict[str, Any]:
+    """The payload of a ``camera_released`` event, wherever the release happened."""
+    return {"worker_id": worker_id, "camera_id": camera_id, "epoch": epoch, "reason": reason}

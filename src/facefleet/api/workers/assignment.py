@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from facefleet.api.errors import StaleEpoch
+from facefleet.api.realtime.events import camera_released
 from facefleet.api.security import Principal
 from facefleet.api.storage.db import events_repo, leases_repo, people_repo
 from facefleet.api.storage.db.models import Camera
@@ -132,12 +133,7 @@ class AssignmentService(WorkerService):
             reason="released by worker",
         )
 
-        event = {
-            "worker_id": worker_id,
-            "camera_id": req.camera_id,
-            "epoch": req.epoch,
-            "reason": "released by worker",
-        }
+        event = camera_released(worker_id, req.camera_id, req.epoch, "released by worker")
 
         async def publish() -> None:
             await self.hot.drop_lease(principal.tenant_id, worker_id, req.camera_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from facefleet.api.errors import Conflict, Forbidden
+from facefleet.api.realtime.events import camera_released
 from facefleet.api.security import Principal, Role
 from facefleet.api.storage.db import events_repo, leases_repo, workers_repo
 from facefleet.api.storage.hot.base import WorkerStatus
@@ -78,12 +79,7 @@ class ControlService(WorkerService):
                 await events.publish(
                     tenant_id,
                     "camera_released",
-                    {
-                        "worker_id": worker_id,
-                        "camera_id": held.camera_id,
-                        "epoch": held.epoch,
-                        "reason": "worker shutting down",
-                    },
+                    camera_released(worker_id, held.camera_id, held.epoch, "worker shutting down"),
                 )
             await events.publish(
                 tenant_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from facefleet.api.errors import Forbidden, WorkerIdInUse, WorkerNotFound
+from facefleet.api.realtime.events import camera_released
 from facefleet.api.security import Principal, Role, hash_secret, new_session_token
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, events_repo, leases_repo, workers_repo
@@ -296,12 +297,7 @@ class WorkerService:
                 await self.state.events.publish(
                     tenant_id,
                     "camera_released",
-                    {
-                        "worker_id": worker_id,
-                        "camera_id": held.camera_id,
-                        "epoch": held.epoch,
-                        "reason": "deregistered",
-                    },
+                    camera_released(worker_id, held.camera_id, held.epoch, "deregistered"),
                 )
             await self.state.events.publish(
                 tenant_id,

@@ -36,6 +36,7 @@ from facefleet.api.storage.db.migrate import upgrade
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.storage.hot.memory import MemoryHotStore
 from facefleet.api.storage.hot.redis import RedisHotStore
+from facefleet.api.workers import heartbeat_route
 from facefleet.api.workers.legacy import router as legacy_router
 from facefleet.api.workers.router import router as workers_router
 
@@ -186,4 +187,6 @@ def create_app(
     app.include_router(legacy_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
+    # Ahead of every FastAPI route: see heartbeat_route for why.
+    app.router.routes.insert(0, heartbeat_route.route)
     return app

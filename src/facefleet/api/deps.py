@@ -52,6 +52,11 @@ async def get_principal(
     state: State,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
 ) -> Principal:
+    return await authenticate(state, authorization)
+
+
+async def authenticate(state: AppState, authorization: str | None) -> Principal:
+    """The principal of an ``Authorization: Bearer <key>`` header; 401 without a valid one."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized(
             "missing API key: send 'Authorization: Bearer <key>'",
@@ -101,6 +106,10 @@ async def require_admin(principal: CurrentPrincipal) -> Principal:
 
 
 async def require_worker_or_admin(principal: CurrentPrincipal) -> Principal:
+    return check_worker_or_admin(principal)
+
+
+def check_worker_or_admin(principal: Principal) -> Principal:
     if principal.role not in (Role.worker, Role.admin):
         raise Forbidden("this operation needs a worker or admin key")
     return principal

@@ -245,5 +245,5 @@ def test_a_fenced_worker_resumes_its_camera_when_the_control_plane_returns(
     # Resumed either from the heartbeat's lease list or by asking for a camera again: both
     # restart the stream on the lease it already held, never on a new one.
     log = worker.log()
-    after_fence = log[log.index("stopping camera"):]
+    after_fence = log[log.index("stopping camera") :]
     assert re.search(rf"streaming camera {cam} \(.*\) at epoch {epoch}\n", after_fence), log

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -653,6 +654,56 @@ async def get_json(base_url: str, path: str, key: str) -> tuple[Any, float]:
         return resp.json(), elapsed
 
 
+HEARTBEAT_ROUTE = "/v1/workers/{worker_id}/heartbeat"
+Buckets = dict[float, float]  # upper bound -> cumulative count
+
+
+def scrape_histograms(base_url: str) -> dict[str, Buckets]:
+    """The server's own view from /metrics: its heartbeat latency (from the request's first
+    byte to its last, queueing in the event loop included once parsing started) and how late
+    its event loop ran a 100 ms timer."""
+    resp = httpx.get(f"{base_url}/metrics", timeout=60.0)
+    resp.raise_for_status()
+    wanted = {
+        "facefleet_http_request_duration_seconds_bucket": "heartbeat",
+        "facefleet_event_loop_lag_seconds_bucket": "loop_lag",
+    }
+    out: dict[str, Buckets] = {"heartbeat": {}, "loop_lag": {}}
+    for family in text_string_to_metric_families(resp.text):
+        for sample in family.samples:
+            key = wanted.get(sample.name)
+            if key is None:
+                continue
+            if key == "heartbeat" and (
+                sample.labels.get("route") != HEARTBEAT_ROUTE
+                or sample.labels.get("status_class") != "2xx"
+            ):
+                continue
+            bound = float(sample.labels["le"])
+            out[key][bound] = out[key].get(bound, 0.0) + sample.value
+    return out
+
+
+def bucket_delta(before: Buckets, after: Buckets) -> Buckets:
+    return {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+
+
+def bucket_quantile(buckets: Buckets, q: float) -> float | None:
+    """The upper bound of the bucket holding quantile q (inf past the last finite bound)."""
+    total = buckets.get(math.inf, 0.0)
+    if total <= 0:
+        return None
+    for le, count in sorted(buckets.items()):
+        if count >= q * total:
+            return le
+    return math.inf
+
+
+def above(buckets: Buckets, bound: float) -> int:
+    """Observations above ``bound`` (which must be one of the bucket bounds)."""
+    return int(buckets.get(math.inf, 0.0) - buckets.get(bound, 0.0))
+
+
 # -- load generator processes ------------------------------------------------------------------
 
 
@@ -952,11 +1003,13 @@ def drive(
     duration: float,
     settle: float,
     ready_timeout: float,
+    before_window: Callable[[], dict[str, Any]] | None = None,
     at_window_end: Callable[[], dict[str, Any]] | None = None,
 ) -> Drive:
     """Run generator processes, open the window once all are ready, collect their results.
 
-    ``at_window_end`` runs after the window, while paced generators still keep the fleet
+    ``before_window`` runs a second before the window opens, ``at_window_end`` right after
+    it, while paced generators still keep the fleet
     alive, so its queries do not disturb the measurement and see a live fleet. When the
     generators are not ready in time no window opens: the run stops there and reports what
     it saw, which on an overloaded server is the finding.
@@ -972,6 +1025,7 @@ def drive(
     ready: dict[int, Ready] = {}
     progress: dict[int, int] = {}
     checks: dict[str, Any] = {}
+    baseline: dict[str, Any] = {}
     window_start = math.inf
     cpu0 = cpu1 = None
     machine0 = machine1 = None
@@ -1001,6 +1055,9 @@ def drive(
         if len(ready) == len(specs):
             window_start = time.time() + settle
             start.value = window_start
+            if before_window is not None:
+                time.sleep(max(0.0, window_start - 1.0 - time.time()))
+                baseline = before_window()
             time.sleep(max(0.0, window_start - time.time()))
             cpu0, machine0 = server.cpu(), machine_cpu()
             time.sleep(max(0.0, window_start + duration - time.time()))
@@ -1009,6 +1066,7 @@ def drive(
             print(f"  not ready after {ready_timeout:.0f}s: stopping without a measurement")
         if at_window_end is not None:
             checks = at_window_end()
+            checks["baseline"] = baseline
         stop.set()
         deadline = time.monotonic() + 120.0
         while len(results) < len(specs):
@@ -1194,6 +1252,9 @@ def phase_throughput(opts: Options, tmp: Path) -> dict[str, Any]:
 
 
 def fleet_checks(server: Server, admin_key: str) -> dict[str, Any]:
+    # First, before the heavier queries below could show up in the server's histograms.
+    server_view = scrape_histograms(server.base_url)
+
     async def run() -> dict[str, Any]:
         stats, stats_s = await get_json(server.base_url, "/v1/workers/stats", admin_key)
         counts: dict[str, int] = {}
@@ -1209,6 +1270,7 @@ def fleet_checks(server: Server, admin_key: str) -> dict[str, Any]:
             "stats_seconds": stats_s,
             "listed": counts,
             "list_seconds": list_s,
+            "server_view": server_view,
         }
 
     return asyncio.run(run())
@@ -1280,6 +1342,7 @@ def phase_scale(opts: Options, tmp: Path) -> dict[str, Any]:
             # One full interval after the last enrolment every worker is on its slot schedule.
             settle=opts.interval + 1.0,
             ready_timeout=opts.setup_timeout,
+            before_window=lambda: scrape_histograms(server.base_url),
             at_window_end=lambda: fleet_checks(server, keys["admin"]),
         )
         completed = not math.isinf(run.window_start)
@@ -1307,6 +1370,21 @@ def phase_scale(opts: Options, tmp: Path) -> dict[str, Any]:
     def history(kind: str, part: str | None = None) -> int:
         parts = events.get(kind, {})
         return parts.get(part, 0) if part else sum(parts.values())
+
+    server_view: dict[str, Any] = {}
+    if completed and run.checks.get("baseline"):
+        before, after = run.checks["baseline"], run.checks["server_view"]
+        hb = bucket_delta(before["heartbeat"], after["heartbeat"])
+        lag = bucket_delta(before["loop_lag"], after["loop_lag"])
+        server_view = {
+            "heartbeats": int(hb.get(math.inf, 0.0)),
+            "heartbeat_p99_le_ms": _ms(bucket_quantile(hb, 0.99)),
+            "heartbeats_over_50ms": above(hb, 0.05),
+            "loop_probes": int(lag.get(math.inf, 0.0)),
+            "loop_lag_p99_le_ms": _ms(bucket_quantile(lag, 0.99)),
+            "loop_stalls_over_50ms": above(lag, 0.05),
+            "loop_stalls_over_250ms": above(lag, 0.25),
+        }
 
     spurious = {
         "history_suspect": history("suspect"),
@@ -1342,6 +1420,7 @@ def phase_scale(opts: Options, tmp: Path) -> dict[str, Any]:
         "max_gap_window_s": max((r.max_gap_window for r in results), default=0.0),
         "suspect_after_s": opts.interval * 2,
         "cpu": cpu_shares(run, opts.scale_duration),
+        "server_view": server_view,
         "checks": run.checks,
         "events": events,
         "spurious": spurious,
@@ -1350,6 +1429,10 @@ def phase_scale(opts: Options, tmp: Path) -> dict[str, Any]:
 
 
 # -- report -------------------------------------------------------------------------------------
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
 
 
 def _f(value: float | None, spec: str = ".0f", unit: str = "") -> str:
@@ -1448,6 +1531,20 @@ def print_scale(sc: dict[str, Any]) -> None:
                 "longest heartbeat gap",
                 f"{sc['max_gap_s']:.2f} s (suspect after {sc['suspect_after_s']:g} s)",
             )
+        ]
+    if view := sc.get("server_view"):
+        rows += [
+            (
+                "server-side heartbeat p99",
+                f"<= {_f(view['heartbeat_p99_le_ms'], '.0f')} ms (histogram bucket), "
+                f"{view['heartbeats_over_50ms']} of {view['heartbeats']} over 50 ms",
+            ),
+            (
+                "server event loop lag p99",
+                f"<= {_f(view['loop_lag_p99_le_ms'], '.0f')} ms; stalls over 50 ms: "
+                f"{view['loop_stalls_over_50ms']}, over 250 ms: "
+                f"{view['loop_stalls_over_250ms']} (of {view['loop_probes']} probes)",
+            ),
         ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

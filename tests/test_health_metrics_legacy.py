@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from facefleet.api.health import router as health_router
-from facefleet.api.observability.metrics import Metrics
+from facefleet.api.observability.metrics import LOOP_PROBE_PERIOD, Metrics
 from facefleet.api.security import Role
 from tests.harness import Api, FakeClock, WorkerHandle, add_cameras, make_settings, running_api
 from tests.services import create_pg_database, drop_pg_database
@@ -29,6 +30,7 @@ FAMILIES = {
     "facefleet_event_queue_drops",
     "facefleet_legacy_route_calls",
     "facefleet_http_request_duration_seconds",
+    "facefleet_event_loop_lag_seconds",
 }
 
 
@@ -299,3 +301,21 @@ async def test_openapi_marks_only_the_old_paths_deprecated(api: Api) -> None:
         assert paths[path][method].get("deprecated") is True, path
     assert not paths["/v1/workers/{worker_id}/camera/request"]["post"].get("deprecated")
     assert not paths["/v1/workers/{worker_id}/heartbeat"]["post"].get("deprecated")
+
+
+async def test_the_event_loop_lag_is_measured_and_a_stall_shows(api: Api) -> None:
+    async def probes() -> float:
+        _, samples = await scrape(api)
+        return value(samples, "facefleet_event_loop_lag_seconds_count")
+
+    deadline = time.monotonic() + 5
+    while await probes() < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert await probes() >= 2
+    _, before = await scrape(api)
+    time.sleep(0.5)  # blocks the loop the app runs on, as a stall would
+    await asyncio.sleep(LOOP_PROBE_PERIOD * 2)
+    _, after = await scrape(api)
+    slow = "facefleet_event_loop_lag_seconds_bucket"
+    stalled = value(after, slow, le="+Inf") - value(after, slow, le="0.25")
+    assert stalled - (value(before, slow, le="+Inf") - value(before, slow, le="0.25")) >= 1

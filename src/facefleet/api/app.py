@@ -128,10 +128,10 @@ def create_app(
         async def publish_digest() -> None:
             await state.digest.publish(state.clock())
 
-        tasks: list[asyncio.Task[None]] = []
+        tasks = [asyncio.create_task(metrics.probe_loop_lag())]
         if leadership is not None:
             reaper = Reaper(state, leadership)
-            tasks = [
+            tasks += [
                 asyncio.create_task(leadership.run()),
                 asyncio.create_task(
                     every(

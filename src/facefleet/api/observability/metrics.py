@@ -6,6 +6,7 @@ second app a process creates (tests create many) and would mix their numbers.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter as Tally
 
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from facefleet.api.storage.hot.base import HotStore, WorkerStatus
 
 UNMATCHED_ROUTE = "unmatched"
+LOOP_PROBE_PERIOD = 0.1
 # Any other method is labelled "other": the label value comes from the client.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -63,6 +65,22 @@ class Metrics:
             ["method", "route", "status_class"],
             registry=r,
         )
+
+        self.loop_lag = Histogram(
+            "facefleet_event_loop_lag_seconds",
+            "How late the event loop ran a timer due every "
+            f"{LOOP_PROBE_PERIOD}s: a stall delays every request in flight.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+
+    async def probe_loop_lag(self) -> None:
+        """Runs for the app's lifetime, timing the event loop's own delays."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LOOP_PROBE_PERIOD
+            await asyncio.sleep(LOOP_PROBE_PERIOD)
+            self.loop_lag.observe(max(0.0, loop.time() - due))
 
     async def refresh_workers(self, hot: HotStore) -> None:
         """Recount workers by status; every status is exported, zero included."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -59,10 +60,18 @@ async def set_status(
     return getattr(result, "rowcount", 0) == 1
 
 
+# Preparing a row's parameters runs on the event loop: 4,000 rows at once (a 10,000-worker
+# fleet every 2 s) held every heartbeat back for 50 to 150 ms; 500 take a few.
+FLUSH_CHUNK = 500
+
+
 async def flush_liveness(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """One executemany UPDATE for every dirty worker's last_seen_at and metrics."""
-    if rows:
-        await session.execute(update(Worker), list(rows))
+    """Executemany UPDATEs of every dirty worker's last_seen_at and metrics, in one
+    transaction, yielding to the event loop between chunks."""
+    for start in range(0, len(rows), FLUSH_CHUNK):
+        if start:
+            await asyncio.sleep(0)
+        await session.execute(update(Worker), list(rows[start : start + FLUSH_CHUNK]))
 
 
 def liveness_row(worker_pk: int, last_seen: datetime, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -660,19 +660,22 @@ Buckets = dict[float, float]  # upper bound -> cumulative count
 
 def scrape_histograms(base_url: str) -> dict[str, Buckets]:
     """The server's own view from /metrics: its heartbeat latency (from the request's first
-    byte to its last, queueing in the event loop included once parsing started) and how late
-    its event loop ran a 100 ms timer."""
+    byte to its last, queueing in the event loop included once parsing started), how late
+    its event loop ran a 100 ms timer, and its full garbage collections."""
     resp = httpx.get(f"{base_url}/metrics", timeout=60.0)
     resp.raise_for_status()
     wanted = {
         "facefleet_http_request_duration_seconds_bucket": "heartbeat",
         "facefleet_event_loop_lag_seconds_bucket": "loop_lag",
+        "facefleet_gc_pause_seconds_bucket": "gc_full",
     }
-    out: dict[str, Buckets] = {"heartbeat": {}, "loop_lag": {}}
+    out: dict[str, Buckets] = {"heartbeat": {}, "loop_lag": {}, "gc_full": {}}
     for family in text_string_to_metric_families(resp.text):
         for sample in family.samples:
             key = wanted.get(sample.name)
             if key is None:
+                continue
+            if key == "gc_full" and sample.labels.get("generation") != "2":
                 continue
             if key == "heartbeat" and (
                 sample.labels.get("route") != HEARTBEAT_ROUTE
@@ -1376,6 +1379,7 @@ def phase_scale(opts: Options, tmp: Path) -> dict[str, Any]:
         before, after = run.checks["baseline"], run.checks["server_view"]
         hb = bucket_delta(before["heartbeat"], after["heartbeat"])
         lag = bucket_delta(before["loop_lag"], after["loop_lag"])
+        gc_full = bucket_delta(before["gc_full"], after["gc_full"])
         server_view = {
             "heartbeats": int(hb.get(math.inf, 0.0)),
             "heartbeat_p99_le_ms": _ms(bucket_quantile(hb, 0.99)),
@@ -1384,6 +1388,8 @@ def phase_scale(opts: Options, tmp: Path) -> dict[str, Any]:
             "loop_lag_p99_le_ms": _ms(bucket_quantile(lag, 0.99)),
             "loop_stalls_over_50ms": above(lag, 0.05),
             "loop_stalls_over_250ms": above(lag, 0.25),
+            "full_gcs": int(gc_full.get(math.inf, 0.0)),
+            "full_gc_p100_le_ms": _ms(bucket_quantile(gc_full, 1.0)),
         }
 
     spurious = {
@@ -1544,6 +1550,10 @@ def print_scale(sc: dict[str, Any]) -> None:
                 f"<= {_f(view['loop_lag_p99_le_ms'], '.0f')} ms; stalls over 50 ms: "
                 f"{view['loop_stalls_over_50ms']}, over 250 ms: "
                 f"{view['loop_stalls_over_250ms']} (of {view['loop_probes']} probes)",
+            ),
+            (
+                "server full garbage collections",
+                f"{view['full_gcs']}, the longest <= {_f(view['full_gc_p100_le_ms'], '.0f')} ms",
             ),
         ]
     width = max(len(name) for name, _ in rows)

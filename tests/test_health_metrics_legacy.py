@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ FAMILIES = {
     "facefleet_legacy_route_calls",
     "facefleet_http_request_duration_seconds",
     "facefleet_event_loop_lag_seconds",
+    "facefleet_gc_pause_seconds",
 }
 
 
@@ -308,14 +310,22 @@ async def test_the_event_loop_lag_is_measured_and_a_stall_shows(api: Api) -> Non
         _, samples = await scrape(api)
         return value(samples, "facefleet_event_loop_lag_seconds_count")
 
-    deadline = time.monotonic() + 5
-    while await probes() < 2 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await asyncio.sleep(LOOP_PROBE_PERIOD * 5)
     assert await probes() >= 2
     _, before = await scrape(api)
-    time.sleep(0.5)  # blocks the loop the app runs on, as a stall would
+    time.sleep(0.5)  # noqa: ASYNC251 - stalls the loop the app runs on, which is the point
     await asyncio.sleep(LOOP_PROBE_PERIOD * 2)
     _, after = await scrape(api)
     slow = "facefleet_event_loop_lag_seconds_bucket"
     stalled = value(after, slow, le="+Inf") - value(after, slow, le="0.25")
     assert stalled - (value(before, slow, le="+Inf") - value(before, slow, le="0.25")) >= 1
+
+
+async def test_full_garbage_collections_are_timed(api: Api) -> None:
+    full = {"generation": "2"}
+    _, before = await scrape(api)
+    gc.collect()
+    _, after = await scrape(api)
+    count = "facefleet_gc_pause_seconds_count"
+    assert value(after, count, **full) >= value(before, count, **full) + 1
+    assert value(after, "facefleet_gc_pause_seconds_sum", **full) > 0

@@ -187,3 +187,20 @@ async def test_background_reaper_runs_in_the_lifespan(
                 break
         assert detail["status"] == "offline"
         assert detail["last_seen_at"] is not None
+
+
+async def test_the_collector_is_tuned_while_the_app_runs(
+    database_url: str, hot_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    import gc
+
+    from facefleet.api.gc_tuning import YOUNG_GENERATION
+
+    before = gc.get_threshold()
+    settings = make_settings(tmp_path, database_url, **hot_settings)
+    async with running_api(settings) as api:
+        assert gc.get_freeze_count() > 10_000  # the imported and started app
+        assert gc.get_threshold()[0] >= YOUNG_GENERATION
+        assert (await api.client.get("/healthz")).status_code == 200
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -21,6 +21,7 @@ from facefleet.api.bootstrap import ensure_default_tenant
 from facefleet.api.cameras.router import router as cameras_router
 from facefleet.api.config import Settings
 from facefleet.api.errors import install_error_handlers
+from facefleet.api.gc_tuning import tuned_collector
 from facefleet.api.health.router import router as health_router
 from facefleet.api.observability.metrics import HttpMetricsMiddleware, Metrics
 from facefleet.api.observability.router import router as metrics_router
@@ -150,11 +151,12 @@ def create_app(
                 ),
             ]
         try:
-            yield
+            with metrics.watching_gc(), tuned_collector():
+                yield
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _bounded(asyncio.gather(*tasks, return_exceptions=True), "background loops")
             # Each step is bounded: an unreachable Redis or database must not keep a
             # stopping process alive.
             await _bounded(flusher.run_once(), "final write-behind flush")

@@ -7,8 +7,11 @@ second app a process creates (tests create many) and would mix their numbers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time
 from collections import Counter as Tally
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -73,6 +76,33 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
             registry=r,
         )
+
+        self.gc_pause = Histogram(
+            "facefleet_gc_pause_seconds",
+            "Garbage collections of this process and how long each stopped it, by generation.",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
+        self._gc_started = 0.0
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pause.labels(generation=str(info["generation"])).observe(
+                time.perf_counter() - self._gc_started
+            )
+
+    @contextlib.contextmanager
+    def watching_gc(self) -> Iterator[None]:
+        """Time the process's garbage collections while the app runs: a full collection
+        of a large fleet's records stops every request."""
+        gc.callbacks.append(self._on_gc)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(self._on_gc)
 
     async def probe_loop_lag(self) -> None:
         """Runs for the app's lifetime, timing the event loop's own delays."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from facefleet.api.cameras.urls import mask_source_url
@@ -120,6 +122,25 @@ async def test_oversize_bodies_are_refused(api: Api) -> None:
         headers={**tenant.headers(Role.worker), "content-type": "application/json"},
     )
     assert resp.status_code == 413
+    assert resp.json()["error"] == "PayloadTooLarge"
+
+
+async def test_oversize_bodies_without_a_declared_length_are_refused(api: Api) -> None:
+    tenant = await api.tenant()
+    chunk = b"x" * 65536
+
+    async def endless() -> AsyncIterator[bytes]:
+        yield b'{"worker_id": "w", "version": "'
+        for _ in range(api.settings.max_body_bytes // len(chunk) + 2):
+            yield chunk
+
+    resp = await api.client.post(
+        "/v1/workers/register",
+        content=endless(),
+        headers={**tenant.headers(Role.worker), "content-type": "application/json"},
+    )
+    assert "content-length" not in resp.request.headers
+    assert resp.status_code == 413, resp.text
     assert resp.json()["error"] == "PayloadTooLarge"
 
 

@@ -171,6 +171,11 @@ def create_app(
         version=__version__,
         description="Control plane of a face-recognition camera fleet.",
         lifespan=lifespan,
+        telemetry={
+            "tracing": settings.opentelemetry,
+            "metrics": settings.opentelemetry,
+            "logs": settings.opentelemetry,
+        },
     )
     install_error_handlers(app)
     app.add_middleware(

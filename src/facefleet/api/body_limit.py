@@ -31,24 +31,36 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.upload_max_bytes if self.upload_paths(scope["path"]) else self.max_bytes
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(send, limit)
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if declared is not None and declared.isdigit():
+            if int(declared) > limit:
+                await self._refuse(send, limit)
+                return
+            # The server delivers no more than a declared length: nothing left to watch.
+            await self.app(scope, receive, send)
             return
         seen = 0
-        started = False
+        started = overflowed = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    overflowed = True
                     raise _BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if overflowed:
+                # The app answered a body it could not read (FastAPI makes that a 400
+                # "error parsing the body"): the answer is the 413, and only it.
+                if not started:
+                    started = True
+                    await self._refuse(send, limit)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         default=25_000_000, gt=0, description="Largest photo accepted, in pixels."
     )
+    opentelemetry: bool = Field(
+        default=False,
+        description=(
+            "FastAPI's native OpenTelemetry traces, metrics and logs, for a process whose "
+            "providers are configured (e.g. FASTAPI_OTEL_AUTO_CONFIGURE=true). Off, requests "
+            "skip looking for providers, which costs a heartbeat about a tenth of its time."
+        ),
+    )
     auth_cache_seconds: float = Field(
         default=30.0, ge=0, description="Seconds a verified API key is cached in memory."
     )

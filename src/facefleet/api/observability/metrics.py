@@ -85,6 +85,7 @@ class Metrics:
             registry=r,
         )
         self._gc_started = 0.0
+        self._request_timers: dict[tuple[str, str, int], Histogram] = {}
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -103,6 +104,18 @@ class Metrics:
             yield
         finally:
             gc.callbacks.remove(self._on_gc)
+
+    def request_timer(self, method: str, route: str, status_class: int) -> Histogram:
+        """The latency series of one label set, looked up once (labels() costs a heartbeat
+        a few percent); the label values are bounded: known methods and route templates."""
+        key = (method, route, status_class)
+        timer = self._request_timers.get(key)
+        if timer is None:
+            timer = self.http_latency.labels(
+                method=method, route=route, status_class=f"{status_class}xx"
+            )
+            self._request_timers[key] = timer
+        return timer
 
     async def probe_loop_lag(self) -> None:
         """Runs for the app's lifetime, timing the event loop's own delays."""
@@ -159,8 +172,8 @@ class HttpMetricsMiddleware:
         finally:
             metrics = metrics_of(scope)
             if metrics is not None:
-                metrics.http_latency.labels(
-                    method=method if method in KNOWN_METHODS else "other",
-                    route=route_template(scope),
-                    status_class=f"{status // 100}xx",
+                metrics.request_timer(
+                    method if method in KNOWN_METHODS else "other",
+                    route_template(scope),
+                    status // 100,
                 ).observe(time.perf_counter() - started)

@@ -5,7 +5,6 @@ Every method runs without awaiting anything, so each is atomic on the event loop
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import deque
 from typing import Any
@@ -27,13 +26,14 @@ _RATE_BUCKETS = 64
 def _copy(worker: LiveWorker) -> LiveWorker:
     """A copy callers may change freely: the mutable fields are copied, not shared.
 
-    Far cheaper than copy.deepcopy, which dominated listing a large fleet."""
-    return dataclasses.replace(
-        worker,
-        labels=list(worker.labels),
-        leases=dict(worker.leases),
-        metrics=dict(worker.metrics),
-    )
+    Every heartbeat makes one: a field-by-field copy of the instance dict costs a third of
+    ``dataclasses.replace``, which re-runs ``__init__``, and a tiny part of ``copy.deepcopy``."""
+    twin = object.__new__(LiveWorker)
+    twin.__dict__.update(worker.__dict__)
+    twin.labels = list(worker.labels)
+    twin.leases = dict(worker.leases)
+    twin.metrics = dict(worker.metrics)
+    return twin
 
 
 class MemoryHotStore:

@@ -239,11 +239,17 @@ def test_a_fenced_worker_resumes_its_camera_when_the_control_plane_returns(
     wait_for(lambda: "fenced" in worker.log(), LEASE_TTL + 5, "the worker to fence itself")
     # The restarted control plane grants its fleet one lease TTL to come back.
     control.start()
+    # Resumed either from the heartbeat's lease list or by asking for a camera again: both
+    # restart the stream on the lease it already held, never on a new one. The log, not the
+    # metrics, says so: the restarted control plane shows the last metrics it had flushed.
+    resumed = re.compile(rf"streaming camera {cam} \(.*\) at epoch {epoch}\n")
+
+    def resumed_after_fence() -> bool:
+        log = worker.log()
+        fenced_at = log.find("stopping camera")
+        return fenced_at >= 0 and bool(resumed.search(log, fenced_at))
+
+    wait_for(resumed_after_fence, 60, "the worker to resume its camera")
     with control.admin() as admin:
         wait_for(lambda: streaming_cameras(admin, "patient") == {cam}, 60, "streaming again")
         assert admin.get(f"/v1/cameras/{cam}").json()["lease"]["epoch"] == epoch
-    # Resumed either from the heartbeat's lease list or by asking for a camera again: both
-    # restart the stream on the lease it already held, never on a new one.
-    log = worker.log()
-    after_fence = log[log.index("stopping camera") :]
-    assert re.search(rf"streaming camera {cam} \(.*\) at epoch {epoch}\n", after_fence), log

@@ -691,9 +691,13 @@ def bucket_delta(before: Buckets, after: Buckets) -> Buckets:
     return {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
 
 
+def observed(buckets: Buckets) -> int:
+    return int(buckets.get(math.inf, 0.0))
+
+
 def bucket_quantile(buckets: Buckets, q: float) -> float | None:
     """The upper bound of the bucket holding quantile q (inf past the last finite bound)."""
-    total = buckets.get(math.inf, 0.0)
+    total = observed(buckets)
     if total <= 0:
         return None
     for le, count in sorted(buckets.items()):
@@ -704,7 +708,7 @@ def bucket_quantile(buckets: Buckets, q: float) -> float | None:
 
 def above(buckets: Buckets, bound: float) -> int:
     """Observations above ``bound`` (which must be one of the bucket bounds)."""
-    return int(buckets.get(math.inf, 0.0) - buckets.get(bound, 0.0))
+    return observed(buckets) - int(buckets.get(bound, 0.0))
 
 
 # -- load generator processes ------------------------------------------------------------------
@@ -1381,14 +1385,14 @@ def phase_scale(opts: Options, tmp: Path) -> dict[str, Any]:
         lag = bucket_delta(before["loop_lag"], after["loop_lag"])
         gc_full = bucket_delta(before["gc_full"], after["gc_full"])
         server_view = {
-            "heartbeats": int(hb.get(math.inf, 0.0)),
+            "heartbeats": observed(hb),
             "heartbeat_p99_le_ms": _ms(bucket_quantile(hb, 0.99)),
             "heartbeats_over_50ms": above(hb, 0.05),
-            "loop_probes": int(lag.get(math.inf, 0.0)),
+            "loop_probes": observed(lag),
             "loop_lag_p99_le_ms": _ms(bucket_quantile(lag, 0.99)),
             "loop_stalls_over_50ms": above(lag, 0.05),
             "loop_stalls_over_250ms": above(lag, 0.25),
-            "full_gcs": int(gc_full.get(math.inf, 0.0)),
+            "full_gcs": observed(gc_full),
             "full_gc_p100_le_ms": _ms(bucket_quantile(gc_full, 1.0)),
         }
 

@@ -84,6 +84,7 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=r,
         )
+        self._gc_timers = [self.gc_pause.labels(generation=str(g)) for g in range(3)]
         self._gc_started = 0.0
         self._request_timers: dict[tuple[str, str, int], Histogram] = {}
 
@@ -91,9 +92,7 @@ class Metrics:
         if phase == "start":
             self._gc_started = time.perf_counter()
         else:
-            self.gc_pause.labels(generation=str(info["generation"])).observe(
-                time.perf_counter() - self._gc_started
-            )
+            self._gc_timers[info["generation"]].observe(time.perf_counter() - self._gc_started)
 
     @contextlib.contextmanager
     def watching_gc(self) -> Iterator[None]:

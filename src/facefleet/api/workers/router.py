@@ -105,6 +105,8 @@ async def deregister(
     return await WorkerService(state).deregister(uow, principal, worker_id, session_token)
 
 
+# Served by workers/heartbeat_route.py, registered ahead of this route; this one documents
+# the heartbeat in OpenAPI and answers the same way if the lean route is ever removed.
 @router.post(
     "/{worker_id}/heartbeat",
     response_model=schemas.HeartbeatResponse,

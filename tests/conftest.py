@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.fixture_paths import require_fixtures
-from tests.harness import Api, FakeClock, make_settings, running_api
-from tests.services import (
+from tests.fixtures.face_data import require_fixtures
+from tests.fixtures.harness import Api, FakeClock, make_settings, running_api
+from tests.fixtures.services import (
     REDIS_URL,
     create_pg_database,
     create_redis_prefix,

@@ -14,7 +14,7 @@ from facefleet.worker.agent import Stream, WorkerAgent
 from facefleet.worker.pipeline.processor import CameraRunner, MetricValue
 from facefleet.worker.pipeline.source import Frame, FrameSource
 from facefleet.worker.worker_client import Assignment, HeartbeatResult, WorkerClient
-from tests.worker.test_source import until
+from tests.fixtures.waiting import until
 
 
 class VersionRecorder:

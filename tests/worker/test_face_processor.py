@@ -31,7 +31,7 @@ from facefleet.worker.worker_client import (
     Sighting,
     SightingsAccepted,
 )
-from tests.worker.test_source import until
+from tests.fixtures.waiting import until
 
 MODEL = "dlib_resnet_v1"
 LIN, OBAMA = 7, 9

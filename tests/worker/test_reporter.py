@@ -16,7 +16,7 @@ from facefleet.worker.worker_client import (
     SightingsAccepted,
     StaleEpoch,
 )
-from tests.worker.test_source import until
+from tests.fixtures.waiting import until
 
 CAMERA, EPOCH = 5, 3
 

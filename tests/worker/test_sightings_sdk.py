@@ -10,7 +10,7 @@ from facefleet.worker.worker_client import (
     Sighting,
     StaleEpoch,
 )
-from tests.worker.test_worker_client import HEARTBEAT, REGISTERED, scripted
+from tests.fixtures.scripted_server import HEARTBEAT, REGISTERED, scripted
 
 GALLERY = {
     "version": 4,

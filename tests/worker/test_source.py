@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from facefleet.worker.pipeline.source import (
     parse_source_url,
     redact_url,
 )
+from tests.fixtures.waiting import until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -46,14 +47,6 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fast_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("video") / "fast.avi"
     return make_demo_video(path, seconds=2, fps=50, size=(96, 64))
-
-
-async def until(predicate: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def closed_port() -> int:

@@ -16,10 +16,8 @@ from facefleet.worker.pipeline.face_pipeline import FacePipeline
 from facefleet.worker.pipeline.face_processor import FaceProcessor, FaceProcessorConfig
 from facefleet.worker.pipeline.tracker import TrackerConfig
 from facefleet.worker.worker_client import Sighting, StaleEpoch
-from tests.worker.test_source import until
-from tests.worker.test_worker_client import ControlPlane, cp
-
-__all__ = ["cp"]  # the real control plane fixture
+from tests.fixtures.loopback import ControlPlane
+from tests.fixtures.waiting import until
 
 
 def sighting(track_id: str, person_id: int | None = None) -> Sighting:

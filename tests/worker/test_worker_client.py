@@ -4,120 +4,27 @@ and, for retry behaviour, against a scripted stand-in for a failing proxy or ser
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Awaitable
+from typing import Any
 
-import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp
 
-from facefleet.api.app import create_app
 from facefleet.api.security import Role
-from facefleet.api.tenants.service import create_tenant
 from facefleet.worker.worker_client import (
     ApiError,
     ConnectionFailed,
     Forbidden,
     HeartbeatResult,
-    RetryPolicy,
     StaleEpoch,
     Unauthorized,
     WorkerClient,
     WorkerIdInUse,
     WorkerNotFound,
 )
-from tests.harness import FakeClock, Tenant, make_settings
-
-FAST_RETRY = RetryPolicy(max_attempts=4, max_total=5.0, backoff_initial=0.01, backoff_max=0.02)
-
-
-@contextlib.asynccontextmanager
-async def serve(app: ASGIApp, *, lifespan: Literal["on", "off"] = "on") -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port in this event loop; yield its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if task.done() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-# -- the real control plane -----------------------------------------------------------------
-
-
-@dataclass
-class ControlPlane:
-    url: str
-    clock: FakeClock
-    tenant: Tenant
-    admin: httpx.AsyncClient
-    lease_ttl: float
-
-    def client(self, worker_id: str = "w1", role: Role = Role.worker, **kw: Any) -> WorkerClient:
-        kw.setdefault("retry", FAST_RETRY)
-        return WorkerClient(self.url, self.tenant.keys[role], worker_id, timeout=5.0, **kw)
-
-    async def add_camera(self, name: str = "cam-1") -> int:
-        resp = await self.admin.post(
-            "/v1/cameras", json={"name": name, "source_url": "rtsp://user:pw@10.0.0.1/s"}
-        )
-        assert resp.status_code == 201, resp.text
-        camera_id: int = resp.json()["id"]
-        return camera_id
-
-    async def worker(self, worker_id: str) -> dict[str, Any]:
-        resp = await self.admin.get(f"/v1/workers/{worker_id}")
-        assert resp.status_code == 200, resp.text
-        body: dict[str, Any] = resp.json()
-        return body
-
-    async def history(self, worker_id: str) -> list[str]:
-        return [event["kind"] for event in (await self.worker(worker_id))["history"]]
-
-    async def expire_leases(self) -> list[dict[str, Any]]:
-        """Let every lease lapse and run the reaper's pass now."""
-        self.clock.advance(self.lease_ttl + 1)
-        resp = await self.admin.post("/v1/workers/cleanup")
-        assert resp.status_code == 200, resp.text
-        changes: list[dict[str, Any]] = resp.json()["changes"]
-        return changes
-
-
-@pytest.fixture
-async def cp(tmp_path: Path) -> AsyncIterator[ControlPlane]:
-    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'facefleet.db'}")
-    clock = FakeClock()
-    app = create_app(settings, clock=clock)
-    async with serve(app) as url:
-        async with app.state.facefleet.sessions() as session:
-            created = await create_tenant(session, "acme")
-            await session.commit()
-        tenant = Tenant(created.id, created.name, created.keys)
-        async with httpx.AsyncClient(base_url=url, headers=tenant.headers(Role.admin)) as admin:
-            yield ControlPlane(url, clock, tenant, admin, settings.lease_ttl)
+from tests.fixtures.loopback import FAST_RETRY, ControlPlane
+from tests.fixtures.scripted_server import HEARTBEAT, REGISTERED, UNAVAILABLE, scripted
 
 
 async def test_round_trip(cp: ControlPlane) -> None:
@@ -279,101 +186,6 @@ async def test_a_taken_over_session_is_forbidden_not_reregistered(cp: ControlPla
         assert (await new.heartbeat()).status == "online"
 
 
-# -- a scripted server for retries and the calls the control plane does not serve yet -------
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-Reply = tuple[int, Any, dict[str, str]]
-
-
-@dataclass
-class Scripted:
-    """Answers each request with the next reply; records what it received."""
-
-    replies: list[Reply]
-    delays: list[float] = field(default_factory=list)
-    seen: list[Seen] = field(default_factory=list)
-
-    async def handle(self, request: Request) -> Response:
-        raw = await request.body()
-        self.seen.append(
-            Seen(
-                request.method,
-                request.scope["raw_path"].decode(),
-                dict(request.headers),
-                json.loads(raw) if raw else None,
-            )
-        )
-        if self.delays:
-            await asyncio.sleep(self.delays.pop(0))
-        status, body, headers = self.replies.pop(0)
-        if isinstance(body, str):
-            return Response(body, status_code=status, headers=headers, media_type="text/plain")
-        return JSONResponse(body, status_code=status, headers=headers)
-
-    def app(self) -> Starlette:
-        methods = ["GET", "POST", "DELETE"]
-        return Starlette(routes=[Route("/{path:path}", self.handle, methods=methods)])
-
-
-REGISTERED = {
-    "worker_id": "w1",
-    "session_token": "tok-1",
-    "status": "online",
-    "desired_state": "run",
-    "heartbeat_interval": 2.0,
-    "heartbeat_jitter": 0.1,
-    "lease_ttl": 6.0,
-    "leases": [],
-}
-HEARTBEAT = {
-    "status": "online",
-    "desired_state": "drain",
-    "leases": [],
-    "commands": [{"id": 7, "type": "reload_gallery", "payload": {}}],
-    "stop_mode": None,
-    "heartbeat_interval": 2.0,
-    "lease_ttl": 6.0,
-    "server_time": 1.0,
-    "added_by_a_newer_server": True,
-}
-UNAVAILABLE = {"error": "ServiceUnavailable", "detail": "database unavailable"}
-
-
-@contextlib.asynccontextmanager
-async def scripted(
-    *replies: Reply, delays: tuple[float, ...] = ()
-) -> AsyncIterator[tuple[Scripted, Callable[..., WorkerClient]]]:
-    script = Scripted(list(replies), list(delays))
-    async with serve(script.app(), lifespan="off") as url:
-        clients: list[WorkerClient] = []
-
-        def make(**kw: Any) -> WorkerClient:
-            kw.setdefault("retry", FAST_RETRY)
-            client = WorkerClient(url, "ff_worker_key", "w1", **kw)
-            clients.append(client)
-            return client
-
-        try:
-            yield script, make
-        finally:
-            for client in clients:
-                await client.aclose()
-
-
-async def timed(call: Awaitable[Any]) -> float:
-    start = time.monotonic()
-    await call
-    return time.monotonic() - start
-
-
 async def test_503_twice_then_success_honours_retry_after() -> None:
     wait = {"Retry-After": "0.2"}
     async with scripted(
@@ -503,3 +315,9 @@ async def test_non_json_error_from_a_proxy() -> None:
             await client.register()
         assert (caught.value.status, caught.value.error) == (502, "Bad Gateway")
         assert caught.value.detail == "bad gateway"
+
+
+async def timed(call: Awaitable[Any]) -> float:
+    start = time.monotonic()
+    await call
+    return time.monotonic() - start

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from facefleet.api.storage.hot.redis import RedisHotStore
-from tests.harness import WorkerHandle, make_settings, running_api
-from tests.private_services import PrivatePostgres, PrivateRedis
-from tests.replica_set import (
+from tests.fixtures.harness import WorkerHandle, make_settings, running_api
+from tests.fixtures.private_services import PrivatePostgres, PrivateRedis
+from tests.fixtures.replica_set import (
     INTERVAL,
     LEASE_TTL,
     add_cameras,
@@ -23,14 +23,14 @@ from tests.replica_set import (
     start_replicas,
     worker_status,
 )
-from tests.services import (
+from tests.fixtures.services import (
     REDIS_URL,
     create_pg_database,
     create_redis_prefix,
     delete_redis_prefix,
     drop_pg_database,
 )
-from tests.sim_fleet import Sampler, SimWorker, holders
+from tests.fixtures.sim_fleet import Sampler, SimWorker, holders
 
 WORKERS = 10
 CAMERAS = 6

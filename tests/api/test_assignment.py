@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 
 from facefleet.api.security import Role
-from tests.harness import Api, WorkerHandle, add_cameras
+from tests.fixtures.harness import Api, WorkerHandle, add_cameras
 
 
 async def test_fifty_workers_twenty_cameras_get_exactly_twenty_leases(api: Api) -> None:

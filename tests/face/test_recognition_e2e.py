@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixture_paths import require_fixtures
-from tests.fleet import ControlPlane, WorkerProcess, wait_for
+from tests.fixtures.face_data import require_fixtures
+from tests.fixtures.fleet import ControlPlane, WorkerProcess
+from tests.fixtures.waiting import wait_for
 
 PEOPLE = [
     "alex_lacamoire",

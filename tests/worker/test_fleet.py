@@ -13,14 +13,14 @@ import httpx
 import pytest
 
 from facefleet.demo.video import make_demo_video
-from tests.fleet import (
+from tests.fixtures.fleet import (
     ControlPlane,
     WorkerProcess,
     streaming_cameras,
-    wait_for,
     worker_detail,
     worker_status,
 )
+from tests.fixtures.waiting import wait_for
 
 LEASE_TTL = 6.0  # the default
 

@@ -16,8 +16,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from facefleet.api.health import router as health_router
 from facefleet.api.observability.metrics import LOOP_PROBE_PERIOD, Metrics
 from facefleet.api.security import Role
-from tests.harness import Api, FakeClock, WorkerHandle, add_cameras, make_settings, running_api
-from tests.services import create_pg_database, drop_pg_database
+from tests.fixtures.harness import (
+    Api,
+    FakeClock,
+    WorkerHandle,
+    add_cameras,
+    make_settings,
+    running_api,
+)
+from tests.fixtures.services import create_pg_database, drop_pg_database
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from facefleet.api.background.reaper import Reaper
-from tests.harness import Api, FakeClock, WorkerHandle, add_cameras, make_settings, running_api
+from tests.fixtures.harness import (
+    Api,
+    FakeClock,
+    WorkerHandle,
+    add_cameras,
+    make_settings,
+    running_api,
+)
 
 
 async def test_silent_worker_goes_suspect_then_offline_and_frees_its_camera(

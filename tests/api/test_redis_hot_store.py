@@ -16,8 +16,8 @@ import pytest
 from facefleet.api.storage.hot.base import HotStore, LiveWorker, SessionMismatch, WorkerStatus
 from facefleet.api.storage.hot.memory import MemoryHotStore
 from facefleet.api.storage.hot.redis import RedisHotStore
-from tests.private_services import PrivateRedis
-from tests.services import REDIS_URL, create_redis_prefix, delete_redis_prefix
+from tests.fixtures.private_services import PrivateRedis
+from tests.fixtures.services import REDIS_URL, create_redis_prefix, delete_redis_prefix
 
 T0 = 1_800_000_000.0
 TTL = 6.0

@@ -29,7 +29,14 @@ from sqlalchemy import select
 
 from facefleet.api.background.reaper import Reaper
 from facefleet.api.storage.db.models import CameraLease
-from tests.harness import Api, FakeClock, WorkerHandle, add_cameras, make_settings, running_api
+from tests.fixtures.harness import (
+    Api,
+    FakeClock,
+    WorkerHandle,
+    add_cameras,
+    make_settings,
+    running_api,
+)
 
 T = TypeVar("T")
 WORKERS = ["w0", "w1", "w2", "w3"]
@@ -51,6 +58,7 @@ class LoopThread:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
 
 
 class ApiHost:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from facefleet.api.security import Role
-from tests.harness import Api, WorkerHandle, add_cameras, make_settings, running_api
+from tests.fixtures.harness import Api, WorkerHandle, add_cameras, make_settings, running_api
 
 
 async def test_worker_key_of_tenant_a_cannot_touch_tenant_b(api: Api) -> None:

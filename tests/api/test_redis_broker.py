@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 from facefleet.api.realtime.events import Event, Subscription
 from facefleet.api.realtime.redis_broker import WATCH_REFRESH, RedisEventBroker
 from facefleet.api.storage.hot.redis import connect
-from tests.private_services import PrivateRedis
-from tests.services import REDIS_URL, create_redis_prefix, delete_redis_prefix
+from tests.fixtures.private_services import PrivateRedis
+from tests.fixtures.services import REDIS_URL, create_redis_prefix, delete_redis_prefix
 
 
 @contextlib.asynccontextmanager

@@ -12,8 +12,8 @@ import redis.asyncio as aioredis
 from facefleet.api.background.leader import LostLeadership, RedisLeaderLock, when_leading
 from facefleet.api.background.reaper import Reaper
 from facefleet.api.storage.hot.redis import connect
-from tests.harness import Api, FakeClock, WorkerHandle, add_cameras
-from tests.services import REDIS_URL, create_redis_prefix, delete_redis_prefix
+from tests.fixtures.harness import Api, FakeClock, WorkerHandle, add_cameras
+from tests.fixtures.services import REDIS_URL, create_redis_prefix, delete_redis_prefix
 
 TTL = 0.6
 

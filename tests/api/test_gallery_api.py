@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from facefleet.api.security import Role
-from tests.harness import Api, Tenant, WorkerHandle, add_cameras
+from tests.fixtures.harness import Api, Tenant, WorkerHandle, add_cameras
 
 PEOPLE = [
     "alex_lacamoire",

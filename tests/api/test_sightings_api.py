@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from facefleet.api.security import Role
-from tests.harness import Api, WorkerHandle, add_cameras
+from tests.fixtures.harness import Api, WorkerHandle, add_cameras
 
 
 def sighting(track: str, person: int | None, t0: float, **extra: object) -> dict[str, object]:

@@ -18,8 +18,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from facefleet.api.storage.hot.redis import RedisHotStore
-from tests.fleet import ControlPlane
-from tests.replica_set import (
+from tests.fixtures.fleet import ControlPlane
+from tests.fixtures.replica_set import (
     INTERVAL,
     LEADER_LOCK_TTL,
     LEASE_TTL,
@@ -29,14 +29,14 @@ from tests.replica_set import (
     tenant_of,
     worker_status,
 )
-from tests.services import (
+from tests.fixtures.services import (
     REDIS_URL,
     create_pg_database,
     create_redis_prefix,
     delete_redis_prefix,
     drop_pg_database,
 )
-from tests.sim_fleet import Sampler, SimWorker
+from tests.fixtures.sim_fleet import Sampler, SimWorker
 
 WORKERS = 20
 CAMERAS = 10

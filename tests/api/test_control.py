@@ -5,7 +5,7 @@ from __future__ import annotations
 from facefleet.api.background.flusher import Flusher
 from facefleet.api.background.reaper import Reaper
 from facefleet.api.security import Role
-from tests.harness import Api, FakeClock, WorkerHandle, add_cameras
+from tests.fixtures.harness import Api, FakeClock, WorkerHandle, add_cameras
 
 
 async def test_worker_initiated_shutdown_frees_the_camera_at_once(api: Api) -> None:

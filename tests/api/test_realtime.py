@@ -20,8 +20,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from facefleet.api.app import create_app
 from facefleet.api.security import Role
 from facefleet.api.tenants.service import create_tenant
-from tests.harness import Tenant, make_settings
-from tests.live_server import LiveServer, live_server
+from tests.fixtures.harness import Tenant, make_settings
+from tests.fixtures.live_server import LiveServer, live_server
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from facefleet.api.cameras.urls import mask_source_url
 from facefleet.api.security import Role
-from tests.harness import Api, WorkerHandle
+from tests.fixtures.harness import Api, WorkerHandle
 
 
 async def test_camera_crud_never_echoes_credentials(api: Api) -> None:

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from facefleet.api.cameras.urls import mask_source_url
 from facefleet.api.security import Role
+from facefleet.protocol.source_urls import mask_source_url
 from tests.fixtures.harness import Api, WorkerHandle
 
 
@@ -24,7 +24,7 @@ async def test_camera_crud_never_echoes_credentials(api: Api) -> None:
     assert created.status_code == 201
     cam = created.json()
     assert "s3cret" not in created.text and "abc" not in created.text
-    assert cam["source_url"] == "rtsp://admin:***@10.1.2.3:554/stream?token=***&channel=1"
+    assert cam["source_url"] == "rtsp://***@10.1.2.3:554/stream?token=***&channel=1"
     assert cam["required_labels"] == ["gpu"] and cam["lease"]["worker_id"] is None
 
     listed = await api.client.get("/v1/cameras", headers=tenant.headers(Role.viewer))
@@ -56,7 +56,7 @@ async def test_camera_crud_never_echoes_credentials(api: Api) -> None:
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
-        ("rtsp://u:p@h/s", "rtsp://u:***@h/s"),
+        ("rtsp://u:p@h/s", "rtsp://***@h/s"),
         ("http://h/mjpg?user=a&password=b", "http://h/mjpg?user=a&password=***"),
         ("file:///videos/a.mp4", "file:///videos/a.mp4"),
         ("rtsp://h:554/s", "rtsp://h:554/s"),

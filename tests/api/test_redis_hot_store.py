@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from facefleet.api.storage.hot.base import HotStore, LiveWorker, SessionMismatch, WorkerStatus
+from facefleet.api.storage.hot.base import HotStore, LiveWorker, SessionMismatch
 from facefleet.api.storage.hot.memory import MemoryHotStore
 from facefleet.api.storage.hot.redis import RedisHotStore
+from facefleet.protocol.enums import WorkerStatus
 from tests.fixtures.private_services import PrivateRedis
 from tests.fixtures.services import REDIS_URL, create_redis_prefix, delete_redis_prefix
 

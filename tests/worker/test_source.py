@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from facefleet.demo import make_demo_video
+from facefleet.protocol.source_urls import mask_source_url
 from facefleet.worker.pipeline.processor import CameraRunner, MeasuringProcessor
 from facefleet.worker.pipeline.source import (
     FFMPEG_OPTIONS_ENV,
@@ -26,7 +27,6 @@ from facefleet.worker.pipeline.source import (
     SourceSpec,
     StreamState,
     parse_source_url,
-    redact_url,
 )
 from tests.fixtures.waiting import until
 
@@ -174,7 +174,7 @@ def test_unsupported_urls_are_refused_up_front(url: str) -> None:
 
 def test_credentials_stay_out_of_reprs() -> None:
     url = "rtsp://admin:s3cret@10.0.0.5:554/live"
-    assert redact_url(url) == "rtsp://***@10.0.0.5:554/live"
+    assert mask_source_url(url) == "rtsp://***@10.0.0.5:554/live"
     assert "s3cret" not in repr(FrameSource(url))
 
 

@@ -207,7 +207,7 @@ async def test_429_is_retried_and_later_calls_carry_the_session() -> None:
         client = make()
         await client.register()
         beat = await client.heartbeat({"fps": 3})
-        assert beat.desired_state == "drain" and beat.commands[0]["id"] == 7
+        assert beat.desired_state == "drain" and beat.commands[0].id == 7
         register, *beats = script.seen
         assert register.headers["authorization"] == "Bearer ff_worker_key"
         assert "x-worker-session" not in register.headers
@@ -305,7 +305,8 @@ async def test_shutdown_signal_and_command_ack_requests() -> None:
 def test_heartbeat_result_reads_the_earlier_pending_field() -> None:
     earlier = {**HEARTBEAT, "pending": HEARTBEAT["commands"]}
     del earlier["commands"]
-    assert HeartbeatResult.model_validate(earlier).commands == HEARTBEAT["commands"]
+    commands = HeartbeatResult.model_validate(earlier).commands
+    assert [c.model_dump(exclude_unset=True) for c in commands] == HEARTBEAT["commands"]
 
 
 async def test_non_json_error_from_a_proxy() -> None:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from facefleet.protocol.errors import ErrorName
+
 
 class _BodyTooLarge(Exception):
     pass
@@ -72,7 +74,7 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, send: Send, limit: int) -> None:
         body = json.dumps(
-            {"error": "PayloadTooLarge", "detail": f"request body exceeds {limit} bytes"}
+            {"error": ErrorName.payload_too_large, "detail": f"request body exceeds {limit} bytes"}
         ).encode()
         await send(
             {

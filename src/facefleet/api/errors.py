@@ -3,20 +3,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from facefleet.protocol.errors import ErrorBody, ErrorName
+
 
 class FacefleetError(Exception):
     status_code: int = 400
+    # The ``error`` field of the body: the protocol's name where workers rely on it, else
+    # the class name.
+    name: ClassVar[str] = "FacefleetError"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
 
     def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(detail)
@@ -26,48 +35,52 @@ class FacefleetError(Exception):
 
 
 class Unauthorized(FacefleetError):
+    name = ErrorName.unauthorized
     status_code = 401
 
 
 class Forbidden(FacefleetError):
+    name = ErrorName.forbidden
     status_code = 403
 
 
 class NotFound(FacefleetError):
+    name = ErrorName.not_found
     status_code = 404
 
 
 class WorkerNotFound(NotFound):
-    pass
+    name = ErrorName.worker_not_found
 
 
 class CameraNotFound(NotFound):
-    pass
+    name = ErrorName.camera_not_found
 
 
 class Conflict(FacefleetError):
+    name = ErrorName.conflict
     status_code = 409
 
 
 class WorkerIdInUse(Conflict):
-    pass
+    name = ErrorName.worker_id_in_use
 
 
 class StaleEpoch(Conflict):
-    pass
+    name = ErrorName.stale_epoch
 
 
 class PayloadTooLarge(FacefleetError):
+    name = ErrorName.payload_too_large
     status_code = 413
 
 
 class ServiceUnavailable(FacefleetError):
+    name = ErrorName.service_unavailable
     status_code = 503
 
 
-class ErrorOut(BaseModel):
-    error: str = Field(description="The error's name, e.g. WorkerNotFound.")
-    detail: Any = Field(description="What went wrong and what to do about it.")
+ErrorOut = ErrorBody
 
 
 def error_responses(*errors: type[FacefleetError]) -> dict[int | str, dict[str, Any]]:
@@ -77,7 +90,7 @@ def error_responses(*errors: type[FacefleetError]) -> dict[int | str, dict[str, 
         422: {"model": ErrorOut, "description": "ValidationError"},
     }
     for err in errors:
-        out[err.status_code] = {"model": ErrorOut, "description": err.__name__}
+        out[err.status_code] = {"model": ErrorOut, "description": err.name}
     return out
 
 
@@ -88,7 +101,7 @@ def error_body(name: str, detail: Any, **extra: Any) -> dict[str, Any]:
 async def _facefleet_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FacefleetError)
     return JSONResponse(
-        error_body(type(exc).__name__, exc.detail, **exc.extra),
+        error_body(exc.name, exc.detail, **exc.extra),
         status_code=exc.status_code,
         headers=exc.headers,
     )
@@ -102,14 +115,18 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     ]
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     return JSONResponse(
-        error_body("ValidationError", summary or "invalid request", fields=fields),
+        error_body(ErrorName.validation_error, summary or "invalid request", fields=fields),
         status_code=422,
     )
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    names = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}
+    names = {
+        404: ErrorName.not_found,
+        405: "MethodNotAllowed",
+        413: ErrorName.payload_too_large,
+    }
     return JSONResponse(
         error_body(names.get(exc.status_code, "HTTPError"), exc.detail),
         status_code=exc.status_code,
@@ -122,7 +139,7 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     # reconnects on a later request.
     return JSONResponse(
         error_body(
-            ServiceUnavailable.__name__,
+            ServiceUnavailable.name,
             f"database unavailable ({type(exc).__name__}); retry shortly",
         ),
         status_code=ServiceUnavailable.status_code,
@@ -135,7 +152,7 @@ async def _hot_store_unavailable(_: Request, exc: Exception) -> JSONResponse:
     # The exception's name only: its message may carry the Redis address.
     return JSONResponse(
         error_body(
-            ServiceUnavailable.__name__,
+            ServiceUnavailable.name,
             f"hot store unavailable ({type(exc).__name__}); retry shortly",
         ),
         status_code=ServiceUnavailable.status_code,

@@ -19,6 +19,7 @@ from facefleet.worker.pipeline.processor import CameraRunner
 from facefleet.worker.worker_client import (
     ApiError,
     Assignment,
+    Command,
     ConnectionFailed,
     HeartbeatResult,
     StaleEpoch,
@@ -251,12 +252,12 @@ class WorkerAgent:
                 log.info("resuming camera %d: its lease is still valid", assignment.camera_id)
                 self.start_stream(assignment)
 
-    async def _execute(self, command: dict[str, Any]) -> None:
+    async def _execute(self, command: Command) -> None:
         status, outcome = await execute(self, command)
         try:
-            await self.client.ack_command(int(command["id"]), status, outcome)
+            await self.client.ack_command(command.id, status, outcome)
         except WorkerClientError as exc:
-            log.warning("could not acknowledge command %s: %s", command.get("id"), exc)
+            log.warning("could not acknowledge command %s: %s", command.id, exc)
 
     # -- streams --------------------------------------------------------------------------
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import cv2
+
+from facefleet.protocol.commands import AckStatus, CommandType
+from facefleet.worker.worker_client import Command
 
 if TYPE_CHECKING:
     from facefleet.worker.agent import WorkerAgent
 
 log = logging.getLogger(__name__)
 
-Outcome = tuple[Literal["acked", "failed"], dict[str, Any]]
+Outcome = tuple[AckStatus, dict[str, Any]]
 SNAPSHOT_WIDTH = 320
 
 
@@ -27,24 +31,16 @@ def _camera_id(payload: dict[str, Any], agent: WorkerAgent) -> int | None:
         return None
 
 
-async def execute(agent: WorkerAgent, command: dict[str, Any]) -> Outcome:
-    kind = command.get("type")
-    payload = command.get("payload") or {}
+async def execute(agent: WorkerAgent, command: Command) -> Outcome:
     try:
-        if kind == "release_camera":
-            return await _release(agent, payload)
-        if kind == "restart_stream":
-            return await _restart(agent, payload)
-        if kind == "set_config":
-            return _set_config(agent, payload)
-        if kind == "snapshot":
-            return _snapshot(agent, payload)
-        if kind == "reload_gallery":
-            return await _reload_gallery(agent)
+        kind = CommandType(command.type)
+    except ValueError:
+        return "failed", {"error": f"unknown command type {command.type!r}"}
+    try:
+        return await _HANDLERS[kind](agent, command.payload)
     except Exception as exc:
-        log.exception("command %s failed", kind)
+        log.exception("command %s failed", kind.value)
         return "failed", {"error": f"{type(exc).__name__}: {exc}"}
-    return "failed", {"error": f"unknown command type {kind!r}"}
 
 
 async def _release(agent: WorkerAgent, payload: dict[str, Any]) -> Outcome:
@@ -65,7 +61,7 @@ async def _restart(agent: WorkerAgent, payload: dict[str, Any]) -> Outcome:
     return "acked", {"restarted": assignment.camera_id}
 
 
-def _set_config(agent: WorkerAgent, payload: dict[str, Any]) -> Outcome:
+async def _set_config(agent: WorkerAgent, payload: dict[str, Any]) -> Outcome:
     applied: dict[str, Any] = {}
     if "target_fps" in payload:
         fps = float(payload["target_fps"])
@@ -81,7 +77,7 @@ def _set_config(agent: WorkerAgent, payload: dict[str, Any]) -> Outcome:
     return "acked", {"applied": applied, "ignored": ignored}
 
 
-def _snapshot(agent: WorkerAgent, payload: dict[str, Any]) -> Outcome:
+async def _snapshot(agent: WorkerAgent, payload: dict[str, Any]) -> Outcome:
     camera_id = _camera_id(payload, agent)
     stream = agent.streams.get(camera_id) if camera_id is not None else None
     frame = stream.runner.source.latest(0) if stream is not None else None
@@ -101,7 +97,7 @@ def _snapshot(agent: WorkerAgent, payload: dict[str, Any]) -> Outcome:
     }
 
 
-async def _reload_gallery(agent: WorkerAgent) -> Outcome:
+async def _reload_gallery(agent: WorkerAgent, payload: dict[str, Any]) -> Outcome:
     reloaded = 0
     for stream in agent.streams.values():
         reload = getattr(stream.runner.processor, "reload_gallery", None)
@@ -109,3 +105,13 @@ async def _reload_gallery(agent: WorkerAgent) -> Outcome:
             await reload()
             reloaded += 1
     return "acked", {"reloaded_streams": reloaded}
+
+
+Handler = Callable[["WorkerAgent", dict[str, Any]], Awaitable[Outcome]]
+_HANDLERS: dict[CommandType, Handler] = {
+    CommandType.release_camera: _release,
+    CommandType.restart_stream: _restart,
+    CommandType.set_config: _set_config,
+    CommandType.snapshot: _snapshot,
+    CommandType.reload_gallery: _reload_gallery,
+}

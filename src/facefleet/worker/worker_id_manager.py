@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import uuid
 from collections.abc import Mapping
@@ -22,11 +21,12 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from facefleet.protocol.ids import InvalidWorkerId as InvalidWorkerId
+from facefleet.protocol.ids import validate_worker_id as validate_worker_id
+
 ENV_VAR = "WORKER_ID"
 STATE_DIR_ENV_VAR = "FACEFLEET_WORKER_STATE_DIR"
 STORED_ID_FILE = "worker_id"
-# The control plane's pattern for worker ids (it also bounds the length to 128).
-WORKER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class IdSource(StrEnum):
@@ -41,27 +41,6 @@ class WorkerIdentity:
     worker_id: str
     source: IdSource
     path: Path | None = None  # where the id is persisted; None for the environment
-
-
-class InvalidWorkerId(ValueError):
-    pass
-
-
-def validate_worker_id(value: str | None, source: str) -> str:
-    """``value`` if the control plane would accept it, else InvalidWorkerId naming ``source``."""
-    if not value:
-        raise InvalidWorkerId(f"WORKER_ID from {source} is empty")
-    if len(value) > 128:
-        raise InvalidWorkerId(
-            f"WORKER_ID from {source} is {len(value)} characters long; the maximum is 128"
-        )
-    # fullmatch, not match with "$": "$" would accept a trailing newline the API refuses.
-    if not WORKER_ID_PATTERN.fullmatch(value):
-        raise InvalidWorkerId(
-            f"WORKER_ID from {source} is {value!r}: it must start with a letter or digit and "
-            "contain only letters, digits, '.', '_' or '-'"
-        )
-    return value
 
 
 def default_state_dir(environ: Mapping[str, str] | None = None) -> Path:

@@ -16,8 +16,9 @@ from facefleet.api.background.recovery import rebuild_hot_store
 from facefleet.api.realtime.events import camera_released
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, events_repo, leases_repo, workers_repo
-from facefleet.api.storage.hot.base import LIVE_STATUSES, LiveWorker, WorkerStatus
+from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.workers.service import to_datetime
+from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 log = logging.getLogger(__name__)
 

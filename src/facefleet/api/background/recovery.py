@@ -7,8 +7,9 @@ from __future__ import annotations
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, leases_repo, workers_repo
 from facefleet.api.storage.db.commands_repo import delivery
-from facefleet.api.storage.hot.base import LIVE_STATUSES, LiveWorker, WorkerStatus
+from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.workers.service import to_datetime
+from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 
 async def rebuild_hot_store(state: AppState) -> int:

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from facefleet.api.cameras.urls import validate_source_url
-from facefleet.api.labels import Label
+from facefleet.protocol.ids import Label
+from facefleet.protocol.source_urls import validate_source_url
 
 
 class CameraFields(BaseModel):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from facefleet.api.cameras import schemas
-from facefleet.api.cameras.urls import mask_source_url
 from facefleet.api.errors import CameraNotFound, Conflict
 from facefleet.api.realtime.events import camera_released
 from facefleet.api.security import Principal
@@ -15,6 +14,7 @@ from facefleet.api.storage.db.models import Camera
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.api.workers.service import to_datetime
+from facefleet.protocol.source_urls import mask_source_url
 
 
 class CameraService:

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facefleet.api.storage.hot.base import HotStore, WorkerStatus
+from facefleet.api.storage.hot.base import HotStore
+from facefleet.protocol.enums import WorkerStatus
 
 UNMATCHED_ROUTE = "unmatched"
 LOOP_PROBE_PERIOD = 0.1

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from facefleet.protocol.gallery import GalleryOut as GalleryOut
+
 
 class PersonCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -82,18 +84,6 @@ class RecognizeResponse(BaseModel):
     threshold: float
     gallery_version: int
     model: str
-
-
-class GalleryOut(BaseModel):
-    """Everything a worker needs to match faces: embeddings only, never photos."""
-
-    version: int
-    model: str
-    threshold: float
-    dim: int
-    person_ids: list[int] = Field(description="The person of each embedding row.")
-    people: dict[str, str] = Field(description="Person id -> name.")
-    embeddings_b64: str = Field(description="Row-major float32 little-endian matrix, base64.")
 
 
 class TenantSettingsOut(BaseModel):

@@ -17,9 +17,9 @@ from facefleet.api.realtime.snapshot_cache import Built
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import cameras_repo
-from facefleet.api.storage.hot.base import WorkerStatus
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.api.workers.queries import WorkerQueries
+from facefleet.protocol.enums import WorkerStatus
 
 MAX_SNAPSHOT_CAMERAS = 10_000
 

@@ -4,37 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-MAX_BATCH = 500
-MAX_CROP_B64 = 90_000  # about 64 KB of JPEG
-
-
-class SightingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    track_id: str = Field(
-        min_length=1,
-        max_length=64,
-        description="Unique per camera and epoch; posting it again updates the sighting.",
-    )
-    person_id: int | None = Field(description="None for a face that matched nobody.")
-    first_seen: float = Field(gt=0, description="Unix time, seconds.")
-    last_seen: float = Field(gt=0, description="Unix time, seconds.")
-    best_distance: float | None = Field(default=None, ge=0)
-    frames: int = Field(ge=1)
-    crop_jpeg_b64: str | None = Field(default=None, max_length=MAX_CROP_B64)
-
-
-class SightingBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    camera_id: int
-    epoch: int = Field(ge=1, description="The camera lease's fencing epoch.")
-    sightings: list[SightingIn] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-class SightingBatchResult(BaseModel):
-    accepted: int
-    ids: list[int]
+from facefleet.protocol.sightings import MAX_BATCH as MAX_BATCH
+from facefleet.protocol.sightings import MAX_CROP_B64 as MAX_CROP_B64
+from facefleet.protocol.sightings import SightingBatch as SightingBatch
+from facefleet.protocol.sightings import SightingBatchResult as SightingBatchResult
+from facefleet.protocol.sightings import SightingIn as SightingIn
 
 
 class SightingOut(BaseModel):

@@ -9,10 +9,10 @@ from facefleet.api.realtime.events import camera_released
 from facefleet.api.security import Principal
 from facefleet.api.storage.db import events_repo, leases_repo, people_repo
 from facefleet.api.storage.db.models import Camera
-from facefleet.api.storage.hot.base import WorkerStatus
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.api.workers import schemas
 from facefleet.api.workers.service import WorkerService, not_registered, to_datetime
+from facefleet.protocol.enums import WorkerStatus
 
 
 def assignment_of(

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from facefleet.api.security import Principal
 from facefleet.api.storage.db import cameras_repo, events_repo, leases_repo, workers_repo
 from facefleet.api.storage.db.models import Worker
-from facefleet.api.storage.hot.base import LIVE_STATUSES, LiveWorker, WorkerStatus
+from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.workers import schemas
 from facefleet.api.workers.service import WorkerService, lease_infos, not_registered, to_datetime
+from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 HISTORY_LIMIT = 100
 

@@ -10,13 +10,13 @@ from facefleet.api.background.reaper import Reaper
 from facefleet.api.deps import Admin, Reader, State, Uow, WorkerOrAdmin, WorkerSession
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
-from facefleet.api.storage.hot.base import WorkerStatus
 from facefleet.api.workers import schemas
 from facefleet.api.workers.assignment import AssignmentService
 from facefleet.api.workers.commands import CommandService
 from facefleet.api.workers.control import ControlService
 from facefleet.api.workers.queries import WorkerQueries
 from facefleet.api.workers.service import WorkerService
+from facefleet.protocol.enums import WorkerStatus
 
 WorkerPath = Annotated[str, schemas.WORKER_ID_PATH]
 

@@ -2,118 +2,31 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-from facefleet.api.labels import Label
-from facefleet.api.storage.hot.base import WorkerStatus
-
-WORKER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-WorkerId = Annotated[str, StringConstraints(pattern=WORKER_ID_PATTERN)]
-DesiredState = Literal["run", "drain", "stop"]
-
-
-class RegisterRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    worker_id: WorkerId = Field(description="Stable identity of the worker (see WORKER_ID).")
-    instance_id: str = Field(
-        default_factory=lambda: uuid.uuid4().hex,
-        min_length=1,
-        max_length=64,
-        description="Identifies this process; a second process with the same worker_id has "
-        "another instance_id and is refused while the first is live.",
-    )
-    hostname: str = Field(default="", max_length=255)
-    version: str = Field(default="", max_length=64)
-    capacity: int = Field(default=1, ge=1, le=64, description="Cameras this worker can run.")
-    labels: list[Label] = Field(default_factory=list, max_length=32)
-
-
-class LeaseInfo(BaseModel):
-    camera_id: int
-    epoch: int
-    valid: bool
-    expires_in: float = Field(description="Seconds until the lease lapses without a heartbeat.")
-
-
-class RegisterResponse(BaseModel):
-    worker_id: str
-    session_token: str = Field(description="Send as X-Worker-Session on every later call.")
-    status: WorkerStatus
-    desired_state: DesiredState
-    heartbeat_interval: float
-    heartbeat_jitter: float
-    lease_ttl: float
-    leases: list[LeaseInfo]
-
-
-MetricValue = float | int | str | bool | None
-
-
-class HeartbeatRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    metrics: dict[str, MetricValue | dict[str, MetricValue]] | None = Field(
-        default=None,
-        description="Latest metrics (fps, frames_dropped, stream_state, cpu_percent, ...).",
-        max_length=64,
-    )
-
-
-class HeartbeatResponse(BaseModel):
-    status: WorkerStatus
-    desired_state: DesiredState
-    leases: list[LeaseInfo]
-    commands: list[dict[str, Any]] = Field(
-        default_factory=list, description="Commands to execute, then acknowledge."
-    )
-    stop_mode: str | None = Field(default=None, description="graceful or immediate when stopping.")
-    heartbeat_interval: float
-    lease_ttl: float
-    server_time: float
-    gallery_version: int = Field(
-        default=0, description="The tenant's gallery version: reload the gallery when it changes."
-    )
-
-
-class Assignment(BaseModel):
-    camera_id: int
-    name: str
-    source_url: str = Field(description="The full source URL, credentials included.")
-    target_fps: float
-    epoch: int
-    lease_ttl: float
-    match_threshold: float = Field(description="Largest embedding distance that is a match.")
-
-
-class CameraRequestResponse(BaseModel):
-    assignment: Assignment | None
-    retry_after: float | None = Field(
-        default=None, description="Seconds to wait before asking again when nothing was assigned."
-    )
-    reason: str | None = None
-
-
-class CurrentAssignments(BaseModel):
-    worker_id: str
-    assignments: list[Assignment]
-
-
-class ReleaseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    camera_id: int
-    epoch: int
-
-
-class ReleaseResponse(BaseModel):
-    released: bool
-    camera_id: int
-    epoch: int
+from facefleet.protocol.commands import CommandAck as CommandAck
+from facefleet.protocol.commands import CommandType
+from facefleet.protocol.enums import DesiredState as DesiredState
+from facefleet.protocol.enums import WorkerStatus as WorkerStatus
+from facefleet.protocol.ids import WORKER_ID_PATTERN
+from facefleet.protocol.ids import WorkerId as WorkerId
+from facefleet.protocol.workers import Assignment as Assignment
+from facefleet.protocol.workers import CameraRequestResponse as CameraRequestResponse
+from facefleet.protocol.workers import CurrentAssignments as CurrentAssignments
+from facefleet.protocol.workers import DeregisterResponse as DeregisterResponse
+from facefleet.protocol.workers import HeartbeatRequest as HeartbeatRequest
+from facefleet.protocol.workers import HeartbeatResponse as HeartbeatResponse
+from facefleet.protocol.workers import LeaseInfo as LeaseInfo
+from facefleet.protocol.workers import RegisterRequest as RegisterRequest
+from facefleet.protocol.workers import RegisterResponse as RegisterResponse
+from facefleet.protocol.workers import ReleaseRequest as ReleaseRequest
+from facefleet.protocol.workers import ReleaseResponse as ReleaseResponse
+from facefleet.protocol.workers import ShutdownResponse as ShutdownResponse
+from facefleet.protocol.workers import ShutdownSignal as ShutdownSignal
 
 
 class WorkerEventOut(BaseModel):
@@ -155,11 +68,6 @@ class WorkerStats(BaseModel):
     heartbeats_per_second: float
 
 
-class DeregisterResponse(BaseModel):
-    worker_id: str
-    released_cameras: list[int]
-
-
 class CleanupChange(BaseModel):
     worker_id: str
     from_status: str
@@ -175,9 +83,6 @@ class CleanupResponse(BaseModel):
 WORKER_ID_PATH = Path(pattern=WORKER_ID_PATTERN, description="The worker's WORKER_ID.")
 
 
-CommandType = Literal[
-    "reload_gallery", "restart_stream", "set_config", "release_camera", "snapshot"
-]
 CommandStatus = Literal["pending", "delivered", "acked", "failed", "expired"]
 
 
@@ -214,38 +119,6 @@ class CommandPage(BaseModel):
     items: list[CommandOut]
     offset: int
     limit: int
-
-
-class CommandAck(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    status: Literal["acked", "failed"] = "acked"
-    result: dict[str, Any] = Field(default_factory=dict)
-
-
-class ShutdownSignal(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    mode: Literal["graceful", "immediate"] = "graceful"
-    deadline_seconds: float | None = Field(
-        default=None,
-        gt=0,
-        le=3600,
-        description="Operator signals only: force the worker offline if it has not left by then "
-        "(default: 30 s graceful, one lease TTL immediate).",
-    )
-    reason: str = Field(default="", max_length=500)
-    source: Literal["worker", "operator"] | None = Field(
-        default=None, description="Informational; the key's role decides who sent it."
-    )
-
-
-class ShutdownResponse(BaseModel):
-    worker_id: str
-    source: Literal["worker", "operator"]
-    mode: Literal["graceful", "immediate"]
-    status: WorkerStatus
-    desired_state: DesiredState
-    released_cameras: list[int]
-    deadline: datetime | None
 
 
 class ControlResponse(BaseModel):

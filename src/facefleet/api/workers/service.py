@@ -15,15 +15,11 @@ from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, events_repo, leases_repo, workers_repo
 from facefleet.api.storage.db.commands_repo import delivery
 from facefleet.api.storage.db.models import Worker
-from facefleet.api.storage.hot.base import (
-    LIVE_STATUSES,
-    LiveWorker,
-    SessionMismatch,
-    WorkerStatus,
-)
+from facefleet.api.storage.hot.base import LiveWorker, SessionMismatch
 from facefleet.api.storage.pending_audit import AuditEntry
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.api.workers import schemas
+from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 
 def to_datetime(ts: float) -> datetime:

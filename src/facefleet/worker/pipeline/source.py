@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import random
-import re
 import sys
 import threading
 import time
@@ -26,12 +25,12 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, TypedDict
-from urllib.parse import unquote, urlsplit, urlunsplit
-from urllib.request import url2pathname
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+from facefleet.protocol.source_urls import SourceSpec, mask_source_url, parse_source_url
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +38,7 @@ FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 DEFAULT_FILE_FPS = 25.0
 FPS_WINDOW_SECONDS = 2.0
 
-SourceKind = Literal["rtsp", "http", "file", "device"]
-
 _env_lock = threading.Lock()
-_DEVICE_PATH = re.compile(r"^/dev/")
 
 
 class StreamState(StrEnum):
@@ -61,14 +57,6 @@ class Frame:
     image: npt.NDArray[np.uint8]
     captured_at: float
     position_ms: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSpec:
-    """How a camera URL is opened: ``target`` is what OpenCV receives (a URL, path or index)."""
-
-    kind: SourceKind
-    target: str | int
 
 
 class SourceStats(TypedDict):
@@ -104,51 +92,6 @@ class RateMeter:
     def _trim(self, now: float) -> None:
         while self._events and self._events[0] < now - self._window:
             self._events.popleft()
-
-
-def redact_url(url: str) -> str:
-    """The URL without user and password, for logs, errors and reprs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def parse_source_url(url: str) -> SourceSpec:
-    """Map a camera URL to the kind of capture it needs; raise ValueError if unsupported."""
-    if _DEVICE_PATH.match(url):
-        return SourceSpec("device", url)
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme in ("rtsp", "rtsps"):
-        return SourceSpec("rtsp", url)
-    if scheme in ("http", "https"):
-        return SourceSpec("http", url)
-    if scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            raise ValueError(f"file URL on a remote host is not supported: {redact_url(url)}")
-        path = url2pathname(unquote(parts.path))
-        if not path:
-            raise ValueError("file URL without a path")
-        return SourceSpec("file", path)
-    if scheme == "device":
-        name = (parts.netloc + parts.path).strip("/")
-        if name.isdigit():
-            return SourceSpec("device", int(name))
-        if name.startswith("dev/"):
-            return SourceSpec("device", "/" + name)
-        raise ValueError(f"device URL needs an index (device://0): {url}")
-    # A one-letter scheme is a Windows drive letter, i.e. a plain path.
-    if scheme == "" or len(scheme) == 1:
-        return SourceSpec("file", url)
-    raise ValueError(f"unsupported camera URL scheme {scheme!r}: {redact_url(url)}")
 
 
 def _with_default_ffmpeg_option(options: str, key: str, value: str) -> str:
@@ -286,7 +229,7 @@ class FrameSource:
         self._rate = RateMeter()
 
     def __repr__(self) -> str:
-        return f"FrameSource({redact_url(self._url)!r}, state={self._state.value})"
+        return f"FrameSource({mask_source_url(self._url)!r}, state={self._state.value})"
 
     def __enter__(self) -> FrameSource:
         self.start()
@@ -312,7 +255,7 @@ class FrameSource:
         if self._thread is not None or self._stop.is_set():
             raise RuntimeError("a FrameSource can be started only once")
         self._thread = threading.Thread(
-            target=self._supervise, name=f"frame-source {redact_url(self._url)}", daemon=True
+            target=self._supervise, name=f"frame-source {mask_source_url(self._url)}", daemon=True
         )
         self._thread.start()
 
@@ -432,14 +375,14 @@ class FrameSource:
             session.thread = threading.Thread(
                 target=self._read_session,
                 args=(session,),
-                name=f"frame-reader {redact_url(self._url)}",
+                name=f"frame-reader {mask_source_url(self._url)}",
                 daemon=True,
             )
             session.thread.start()
             result = self._watch(session)
             if result != "retry":
                 return
-            logger.warning("camera %s: %s", redact_url(self._url), self.stats()["last_error"])
+            logger.warning("camera %s: %s", mask_source_url(self._url), self.stats()["last_error"])
             if session.frames:
                 attempt = 0
             delay = self._backoff(attempt)
@@ -486,7 +429,7 @@ class FrameSource:
                 self._url, open_timeout=self._open_timeout, read_timeout=self._read_timeout
             )
             if not cap.isOpened():
-                self._finish(session, "failed", f"cannot open {redact_url(self._url)}")
+                self._finish(session, "failed", f"cannot open {mask_source_url(self._url)}")
                 return
             with self._cond:
                 session.opened = True
@@ -584,5 +527,4 @@ __all__ = [
     "ensure_rtsp_over_tcp",
     "open_capture",
     "parse_source_url",
-    "redact_url",
 ]

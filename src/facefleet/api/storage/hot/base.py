@@ -7,22 +7,9 @@ implement each as one script without the services noticing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
-
-class WorkerStatus(StrEnum):
-    online = "online"
-    suspect = "suspect"
-    draining = "draining"
-    stopping = "stopping"
-    offline = "offline"
-    deregistered = "deregistered"
-
-
-LIVE_STATUSES = frozenset(
-    {WorkerStatus.online, WorkerStatus.suspect, WorkerStatus.draining, WorkerStatus.stopping}
-)
+from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 
 @dataclass

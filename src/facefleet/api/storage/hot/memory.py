@@ -10,15 +10,14 @@ from collections import deque
 from typing import Any
 
 from facefleet.api.storage.hot.base import (
-    LIVE_STATUSES,
     DirtyLiveness,
     HeartbeatOutcome,
     LiveWorker,
     SessionMismatch,
     SweepResult,
-    WorkerStatus,
     worker_key,
 )
+from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 _RATE_BUCKETS = 64
 

@@ -47,9 +47,9 @@ from facefleet.api.storage.hot.base import (
     LiveWorker,
     SessionMismatch,
     SweepResult,
-    WorkerStatus,
     worker_key,
 )
+from facefleet.protocol.enums import WorkerStatus
 
 DEFAULT_PREFIX = "facefleet:"
 SOCKET_TIMEOUT = 2.0

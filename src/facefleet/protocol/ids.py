@@ -1,0 +1,40 @@
+"""Identifiers both sides agree on."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+WORKER_ID_MAX = 128
+WORKER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_WORKER_ID = re.compile(WORKER_ID_PATTERN)
+
+WorkerId = Annotated[str, StringConstraints(pattern=WORKER_ID_PATTERN)]
+
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
+# Worker labels and the labels a camera requires.
+Label = Annotated[str, StringConstraints(pattern=LABEL_PATTERN, strip_whitespace=True)]
+
+
+class InvalidWorkerId(ValueError):
+    pass
+
+
+def validate_worker_id(value: str | None, source: str) -> str:
+    """``value`` if it is a valid worker id, else InvalidWorkerId naming ``source``."""
+    if not value:
+        raise InvalidWorkerId(f"WORKER_ID from {source} is empty")
+    if len(value) > WORKER_ID_MAX:
+        raise InvalidWorkerId(
+            f"WORKER_ID from {source} is {len(value)} characters long; "
+            f"the maximum is {WORKER_ID_MAX}"
+        )
+    # "$" also matches before a trailing newline, which the pattern must not accept.
+    if _WORKER_ID.match(value) is None or value.endswith("\n"):
+        raise InvalidWorkerId(
+            f"WORKER_ID from {source} is {value!r}: it must start with a letter or digit and "
+            "contain only letters, digits, '.', '_' or '-'"
+        )
+    return value

@@ -1,0 +1,160 @@
+"""The worker API on the wire: registration, heartbeats, leases, assignments, shutdown.
+
+Requests refuse unknown fields (a typo is an error, not a silent default); responses ignore
+them, so an older worker keeps working against a newer control plane.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from facefleet.protocol.commands import CommandDelivery
+from facefleet.protocol.enums import DesiredText, StatusText, StopMode, StopModeText
+from facefleet.protocol.ids import Label, WorkerId
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class RegisterRequest(Request):
+    worker_id: WorkerId = Field(description="Stable identity of the worker (see WORKER_ID).")
+    instance_id: str = Field(
+        default_factory=lambda: uuid.uuid4().hex,
+        min_length=1,
+        max_length=64,
+        description="Identifies this process; a second process with the same worker_id has "
+        "another instance_id and is refused while the first is live.",
+    )
+    hostname: str = Field(default="", max_length=255)
+    version: str = Field(default="", max_length=64)
+    capacity: int = Field(default=1, ge=1, le=64, description="Cameras this worker can run.")
+    labels: list[Label] = Field(default_factory=list, max_length=32)
+
+
+class LeaseInfo(Response):
+    camera_id: int
+    epoch: int
+    valid: bool
+    expires_in: float = Field(description="Seconds until the lease lapses without a heartbeat.")
+
+
+class RegisterResponse(Response):
+    worker_id: str
+    # A credential: kept out of reprs, hence out of logs.
+    session_token: str = Field(
+        description="Send as X-Worker-Session on every later call.", repr=False
+    )
+    status: StatusText
+    desired_state: DesiredText
+    heartbeat_interval: float
+    heartbeat_jitter: float
+    lease_ttl: float
+    leases: list[LeaseInfo]
+
+
+MetricValue = float | int | str | bool | None
+
+
+class HeartbeatRequest(Request):
+    metrics: dict[str, MetricValue | dict[str, MetricValue]] | None = Field(
+        default=None,
+        description="Latest metrics (fps, frames_dropped, stream_state, cpu_percent, ...).",
+        max_length=64,
+    )
+
+
+class HeartbeatResponse(Response):
+    status: StatusText
+    desired_state: DesiredText
+    leases: list[LeaseInfo]
+    # Earlier servers called the field "pending".
+    commands: list[CommandDelivery] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("commands", "pending"),
+        description="Commands to execute, then acknowledge.",
+    )
+    stop_mode: StopModeText | None = Field(
+        default=None, description="graceful or immediate when stopping."
+    )
+    heartbeat_interval: float
+    lease_ttl: float
+    server_time: float
+    gallery_version: int | None = Field(
+        default=None,
+        description="The tenant's gallery version: reload the gallery when it changes.",
+    )
+
+
+class Assignment(Response):
+    camera_id: int
+    name: str
+    source_url: str = Field(description="The full source URL, credentials included.", repr=False)
+    target_fps: float
+    epoch: int
+    lease_ttl: float
+    match_threshold: float | None = Field(
+        default=None, description="Largest embedding distance that is a match."
+    )
+
+
+class CameraRequestResponse(Response):
+    assignment: Assignment | None
+    retry_after: float | None = Field(
+        default=None, description="Seconds to wait before asking again when nothing was assigned."
+    )
+    reason: str | None = None
+
+
+class CurrentAssignments(Response):
+    worker_id: str
+    assignments: list[Assignment]
+
+
+class ReleaseRequest(Request):
+    camera_id: int
+    epoch: int
+
+
+class ReleaseResponse(Response):
+    released: bool
+    camera_id: int
+    epoch: int
+
+
+class DeregisterResponse(Response):
+    worker_id: str
+    released_cameras: list[int]
+
+
+class ShutdownSignal(Request):
+    mode: StopMode = "graceful"
+    deadline_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="Operator signals only: force the worker offline if it has not left by then "
+        "(default: 30 s graceful, one lease TTL immediate).",
+    )
+    reason: str = Field(default="", max_length=500)
+    source: Literal["worker", "operator"] | None = Field(
+        default=None, description="Informational; the key's role decides who sent it."
+    )
+
+
+class ShutdownResponse(Response):
+    worker_id: str
+    source: Literal["worker", "operator"]
+    mode: StopMode
+    status: StatusText
+    desired_state: DesiredText
+    released_cameras: list[int]
+    deadline: datetime | None

@@ -23,12 +23,10 @@ needs far less CPU, to see the server's own limit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -36,11 +34,11 @@ from typing import Any
 from benchlib import cli
 from benchlib.api import add_cameras, enroll_many, worker_id_of
 from benchlib.baselines import HEARTBEAT_APP
-from benchlib.clients import ClientKind, speed_up_httpcore
+from benchlib.clients import ClientKind, Endpoint, speed_up_httpcore
 from benchlib.cpu import describe, machine_info
 from benchlib.drive import Drive, cpu_shares, drive, pinned_cpus, summarize_rounds
 from benchlib.fleet_state import describe_fleet, fleet_checks, recorded_events
-from benchlib.load import closed_specs, paced_specs
+from benchlib.load import generator_specs
 from benchlib.processes import HOST, BenchError, free_port
 from benchlib.prometheus import CONTROL_PLANE, control_plane_view, scrape_histograms, view_rows
 from benchlib.report import Column, Table, aligned, fmt, pct
@@ -49,8 +47,8 @@ from benchlib.servers import (
     FACEFLEET_APP,
     Server,
     facefleet_env,
-    serving,
     sqlite_url,
+    start_server,
     uvicorn_argv,
 )
 from benchlib.stats import latency_summary, merge_counts, ratio
@@ -102,34 +100,34 @@ FULL_SECONDS = {"scale_duration": 30.0, "duration": 10.0}
 QUICK_SECONDS = {"scale_duration": 10.0, "duration": 3.0}
 
 
+# (option, type, default, help); None takes the default of FULL or, with --quick, QUICK.
+NUMBERS: list[tuple[str, type[float], float | None, str]] = [
+    ("--workers", int, None, "simulated workers in the scale phase (10000)"),
+    ("--scale-duration", float, None, "measured seconds of the scale phase (30)"),
+    ("--duration", float, None, "measured seconds of each throughput run (10)"),
+    (
+        "--concurrency",
+        int,
+        64,
+        "heartbeats in flight, throughput; connections per generator, scale",
+    ),
+    ("--throughput-workers", int, None, "workers the throughput run cycles through (256)"),
+    ("--generators", int, 1, "load generator processes, throughput"),
+    ("--scale-generators", int, 2, "load generator processes, scale"),
+    ("--setup-concurrency", int, 8, "concurrent registrations and camera creations in setup"),
+    ("--rounds", int, None, "throughput rounds, alternating the two servers (3)"),
+    ("--setup-timeout", float, 900.0, "give the scale phase up if not enrolled after this many s"),
+    ("--interval", float, 5.0, "heartbeat interval, s"),
+    ("--lease-ttl", float, 15.0, "lease TTL, s"),
+]
+
+
 def parse_args(argv: list[str] | None, targets: Targets) -> Options:
     p = cli.parser(__doc__, targets, "400 workers, 3 s runs, one round; under a minute")
+    for flag, kind, default, text in NUMBERS:
+        shown = "" if default is None else f" ({default:g})"
+        p.add_argument(flag, type=kind, default=default, help=text + shown)
     add = p.add_argument
-    add("--workers", type=int, help="simulated workers in the scale phase (10000)")
-    add("--scale-duration", type=float, help="measured seconds of the scale phase (30)")
-    add("--duration", type=float, help="measured seconds of each throughput run (10)")
-    add(
-        "--concurrency",
-        type=int,
-        default=64,
-        help="in-flight heartbeats of a throughput run; connections per scale generator (64)",
-    )
-    add("--throughput-workers", type=int, help="workers the throughput run cycles through (256)")
-    add("--generators", type=int, default=1, help="load generator processes, throughput (1)")
-    add("--scale-generators", type=int, default=2, help="load generator processes, scale (2)")
-    add(
-        "--setup-concurrency",
-        type=int,
-        default=8,
-        help="concurrent registrations and camera creations during setup (8)",
-    )
-    add("--rounds", type=int, help="throughput rounds, alternating the two servers (3)")
-    add(
-        "--setup-timeout",
-        type=float,
-        default=900.0,
-        help="stop the scale phase if its fleet is not enrolled after this many seconds (900)",
-    )
     add(
         "--client",
         choices=["httpx", "raw"],
@@ -137,8 +135,6 @@ def parse_args(argv: list[str] | None, targets: Targets) -> Options:
         help="heartbeat client: httpx.AsyncClient, or a minimal keep-alive HTTP/1.1 client "
         "that costs the generator far less CPU per request (httpx)",
     )
-    add("--interval", type=float, default=5.0, help="heartbeat interval, s (5)")
-    add("--lease-ttl", type=float, default=15.0, help="lease TTL, s (15)")
     add("--pin", action="store_true", help="server on CPU 0, the generators on the other CPUs")
     add("--only", choices=["throughput", "scale"], help="run one phase instead of both")
     ns = cli.parse(p, targets, argv)
@@ -158,8 +154,7 @@ def parse_args(argv: list[str] | None, targets: Targets) -> Options:
     return opts
 
 
-@contextlib.contextmanager
-def serve(app: str, data_dir: Path, opts: Options, cpus: set[int] | None) -> Iterator[Server]:
+def serve(app: str, data_dir: Path, opts: Options, cpus: set[int] | None) -> Server:
     """facefleet or the bare app, by one command line; the settings only facefleet reads."""
     port = free_port()
     env = facefleet_env(
@@ -171,8 +166,7 @@ def serve(app: str, data_dir: Path, opts: Options, cpus: set[int] | None) -> Ite
     )
     name = "facefleet" if app == FACEFLEET_APP else "bare"
     argv = uvicorn_argv(app, port, *SERVER_FLAGS)
-    with serving(name, argv, port=port, env=env, cwd=data_dir, probe=ANSWERS, cpus=cpus) as s:
-        yield s
+    return start_server(name, argv, port=port, env=env, cwd=data_dir, probe=ANSWERS, cpus=cpus)
 
 
 # -- phase 1: throughput -----------------------------------------------------------------------
@@ -181,15 +175,14 @@ def serve(app: str, data_dir: Path, opts: Options, cpus: set[int] | None) -> Ite
 def closed_run(
     server: Server, opts: Options, credentials: list[tuple[str, str]], worker_key: str
 ) -> Drive:
-    specs = closed_specs(
-        client=opts.client,
-        base_url=server.base_url,
-        worker_key=worker_key,
+    endpoint = Endpoint(opts.client, server.base_url, worker_key, pinned_cpus(opts.pin)[1])
+    specs = generator_specs(
+        endpoint,
+        "closed",
+        opts.generators,
+        opts.concurrency,
+        opts.duration,
         credentials=credentials,
-        concurrency=opts.concurrency,
-        generators=opts.generators,
-        duration=opts.duration,
-        cpus=pinned_cpus(opts.pin)[1],
     )
     return drive(server, specs, duration=opts.duration, settle=2.0, ready_timeout=60.0)
 
@@ -257,18 +250,17 @@ def phase_scale(opts: Options, tmp: Path, targets: Targets) -> dict[str, Any]:
         keys = server.keys()
         cam_s = asyncio.run(add_cameras(server.base_url, keys.admin, n, opts.setup_concurrency))
         print(f"  setup: {n} cameras in {cam_s:.1f}s; enrolling {n} workers ...")
-        specs = paced_specs(
-            client=opts.client,
-            base_url=server.base_url,
-            worker_key=keys.worker,
+        endpoint = Endpoint(opts.client, server.base_url, keys.worker, gen_cpus)
+        specs = generator_specs(
+            endpoint,
+            "paced",
+            g,
+            opts.concurrency,
+            opts.scale_duration,
             workers=n,
-            generators=g,
             interval=opts.interval,
-            concurrency=opts.concurrency,
             setup_concurrency=opts.setup_concurrency,
-            duration=opts.scale_duration,
             setup_timeout=opts.setup_timeout,
-            cpus=gen_cpus,
         )
         run = drive(
             server,

@@ -34,14 +34,8 @@ from typing import Any
 import httpx
 
 from benchlib import cli
-from benchlib.api import (
-    HEARTBEAT_METRICS,
-    add_cameras,
-    register_many,
-    release_camera,
-    request_camera,
-    worker_headers,
-)
+from benchlib.api import add_cameras, register_many, release_camera, request_camera
+from benchlib.clients import HEARTBEAT_METRICS, worker_headers
 from benchlib.cpu import describe, machine_info
 from benchlib.processes import BenchError, free_port
 from benchlib.servers import FACEFLEET_APP, READY, Server, facefleet_env, start_server, uvicorn_argv
@@ -239,7 +233,7 @@ def run_config(name: str, kind: Kind, count: int, opts: Options) -> Result:
             return measure(name, replicas, opts)
         finally:
             for replica in replicas:
-                replica.child.stop()
+                replica.stop()
 
 
 def replica_cpu(replicas: list[Server]) -> float:

@@ -5,31 +5,21 @@ can spread its calls over several replicas."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
 
+from benchlib.clients import bearer, client_pool, worker_headers
 from benchlib.processes import BenchError
 
 T = TypeVar("T")
-HEARTBEAT_METRICS = {"metrics": {"fps": 5.0, "frames_dropped": 0}}
 
 
 class ApiError(BenchError):
     """A setup call was refused; the message names the step and the status."""
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def worker_headers(key: str, token: str) -> dict[str, str]:
-    return {**bearer(key), "X-Worker-Session": token}
 
 
 def worker_id_of(index: int, prefix: str = "bench") -> str:
@@ -110,44 +100,6 @@ async def bounded(limit: int, jobs: list[Callable[[], Awaitable[T]]]) -> list[T]
     return await asyncio.gather(*(run(j) for j in jobs))
 
 
-class ClientPool:
-    """Single-connection httpx clients, lent out one call at a time.
-
-    httpx's shared pool re-examines every connection on each request (encode/httpx#3215): at
-    dozens of connections that costs more client CPU than the request itself.
-    """
-
-    def __init__(self, size: int, timeout: float = 30.0) -> None:
-        tls = ssl.create_default_context()  # unused on loopback HTTP; built once, not per client
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        self.clients = [
-            httpx.AsyncClient(limits=limits, timeout=timeout, verify=tls) for _ in range(size)
-        ]
-        self._idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        for client in self.clients:
-            self._idle.put_nowait(client)
-
-    @contextlib.asynccontextmanager
-    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
-        client = await self._idle.get()
-        try:
-            yield client
-        finally:
-            self._idle.put_nowait(client)
-
-    async def aclose(self) -> None:
-        await asyncio.gather(*(c.aclose() for c in self.clients))
-
-
-@contextlib.asynccontextmanager
-async def client_pool(size: int, request_timeout: float = 30.0) -> AsyncIterator[ClientPool]:
-    pool = ClientPool(size, request_timeout)
-    try:
-        yield pool
-    finally:
-        await pool.aclose()
-
-
 async def add_cameras(url: str, admin_key: str, count: int, concurrency: int) -> float:
     """Cameras 0 .. count-1, ``concurrency`` at a time; returns the seconds it took."""
     started = time.perf_counter()
@@ -155,7 +107,7 @@ async def add_cameras(url: str, admin_key: str, count: int, concurrency: int) ->
 
         def job(i: int) -> Callable[[], Awaitable[int]]:
             async def create() -> int:
-                async with pool.client() as client:
+                async with pool.borrow() as client:
                     return await add_camera(client, url, admin_key, i)
 
             return create
@@ -187,7 +139,7 @@ async def enroll_many(
             async def run() -> tuple[str, str] | None:
                 wid = worker_id_of(i)
                 try:
-                    async with pool.client() as client:
+                    async with pool.borrow() as client:
                         return wid, await enroll(client, url, worker_key, wid)
                 except (ApiError, httpx.HTTPError) as exc:
                     failures[str(exc) or type(exc).__name__] += 1

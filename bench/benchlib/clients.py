@@ -1,5 +1,7 @@
-"""Heartbeat clients for load generators: prepared requests sent over one connection each,
-by httpx or by a minimal HTTP/1.1 client that costs the generator far less CPU."""
+"""HTTP clients of the benchmarks: the headers a worker or an admin sends, pools of
+single-connection httpx clients, and heartbeat lanes for load generators (prepared requests
+sent over one connection each, by httpx or by a minimal HTTP/1.1 client that costs the
+generator far less CPU)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,64 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import httpx
 
-from benchlib.api import HEARTBEAT_METRICS, worker_headers
-
+T = TypeVar("T")
 ClientKind = Literal["httpx", "raw"]
+HEARTBEAT_METRICS = {"metrics": {"fps": 5.0, "frames_dropped": 0}}
 HEARTBEAT_BODY = json.dumps(HEARTBEAT_METRICS).encode()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def worker_headers(key: str, token: str) -> dict[str, str]:
+    return {**bearer(key), "X-Worker-Session": token}
+
+
+class Lender(Generic[T]):
+    """Items lent out for one request at a time; a borrower waits for a free one."""
+
+    def __init__(self, items: list[T]) -> None:
+        self.items = items
+        self._idle: asyncio.Queue[T] = asyncio.Queue()
+        for item in items:
+            self._idle.put_nowait(item)
+
+    @contextlib.asynccontextmanager
+    async def borrow(self) -> AsyncIterator[T]:
+        item = await self._idle.get()
+        try:
+            yield item
+        finally:
+            self._idle.put_nowait(item)
+
+
+def single_connection_client(tls: ssl.SSLContext, timeout: float) -> httpx.AsyncClient:
+    """An httpx client of one connection.
+
+    httpx's shared pool re-examines every connection on each request (encode/httpx#3215): at
+    dozens of connections that costs more client CPU than the request itself, and a load
+    generator would measure itself. One client per connection keeps the cost flat.
+    """
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return httpx.AsyncClient(limits=limits, timeout=timeout, verify=tls)
+
+
+@contextlib.asynccontextmanager
+async def client_pool(
+    size: int, request_timeout: float = 30.0
+) -> AsyncIterator[Lender[httpx.AsyncClient]]:
+    """``size`` single-connection clients, closed at the end of the block."""
+    tls = ssl.create_default_context()  # unused on loopback HTTP; built once, not per client
+    pool = Lender([single_connection_client(tls, request_timeout) for _ in range(size)])
+    try:
+        yield pool
+    finally:
+        await asyncio.gather(*(c.aclose() for c in pool.items))
 
 
 def speed_up_httpcore() -> None:
@@ -41,15 +93,23 @@ class Prepared:
     raw: bytes  # for the raw client: the whole HTTP/1.1 request
 
 
-def prepare_heartbeat(
-    kind: ClientKind, base_url: str, worker_key: str, worker_id: str, token: str
-) -> Prepared:
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how generators send heartbeats, and the CPUs they run on (none: any)."""
+
+    client: ClientKind
+    base_url: str
+    worker_key: str
+    cpus: tuple[int, ...]
+
+
+def prepare_heartbeat(to: Endpoint, worker_id: str, token: str) -> Prepared:
     path = f"/v1/workers/{worker_id}/heartbeat"
-    headers = {**worker_headers(worker_key, token), "Content-Type": "application/json"}
-    if kind == "httpx":
-        request = httpx.Request("POST", base_url + path, headers=headers, content=HEARTBEAT_BODY)
+    headers = {**worker_headers(to.worker_key, token), "Content-Type": "application/json"}
+    if to.client == "httpx":
+        request = httpx.Request("POST", to.base_url + path, headers=headers, content=HEARTBEAT_BODY)
         return Prepared(request, b"")
-    host = base_url.removeprefix("http://")
+    host = to.base_url.removeprefix("http://")
     head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\n" + "".join(
         f"{k}: {v}\r\n" for k, v in headers.items()
     )
@@ -58,11 +118,10 @@ def prepare_heartbeat(
 
 
 class HttpxLane:
-    """One single-connection httpx client (see benchlib.api.ClientPool for why single)."""
+    """One single-connection httpx client."""
 
     def __init__(self, tls: ssl.SSLContext, timeout: float) -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        self.client = httpx.AsyncClient(limits=limits, timeout=timeout, verify=tls)
+        self.client = single_connection_client(tls, timeout)
 
     async def send(self, prepared: Prepared) -> int:
         assert prepared.request is not None
@@ -114,29 +173,19 @@ class RawLane:
 Lane = HttpxLane | RawLane
 
 
-class LanePool:
-    """Heartbeat connections, lent out for one request at a time."""
-
-    def __init__(self, kind: ClientKind, base_url: str, size: int, timeout: float = 30.0) -> None:
-        tls = ssl.create_default_context()  # unused on loopback HTTP; built once, not per client
-        self.lanes: list[Lane] = [
+def lane_pool(kind: ClientKind, base_url: str, size: int, timeout: float = 30.0) -> Lender[Lane]:
+    """Heartbeat connections to ``base_url``; close them with close_lanes."""
+    tls = ssl.create_default_context()  # unused on loopback HTTP; built once, not per client
+    return Lender(
+        [
             HttpxLane(tls, timeout) if kind == "httpx" else RawLane(base_url, timeout)
             for _ in range(size)
         ]
-        self._idle: asyncio.Queue[Lane] = asyncio.Queue()
-        for lane in self.lanes:
-            self._idle.put_nowait(lane)
+    )
 
-    @contextlib.asynccontextmanager
-    async def lane(self) -> AsyncIterator[Lane]:
-        lane = await self._idle.get()
-        try:
-            yield lane
-        finally:
-            self._idle.put_nowait(lane)
 
-    async def aclose(self) -> None:
-        await asyncio.gather(*(lane.aclose() for lane in self.lanes))
+async def close_lanes(pool: Lender[Lane]) -> None:
+    await asyncio.gather(*(lane.aclose() for lane in pool.items))
 
 
 async def send_heartbeat(lane: Lane, prepared: Prepared) -> tuple[str | None, float]:

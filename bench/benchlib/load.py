@@ -27,14 +27,18 @@ from typing import Any, Literal
 
 import httpx
 
-from benchlib.api import ApiError, client_pool, enroll, register, worker_headers, worker_id_of
+from benchlib.api import ApiError, enroll, register, worker_id_of
 from benchlib.clients import (
-    ClientKind,
+    Endpoint,
     Lane,
-    LanePool,
+    Lender,
+    client_pool,
+    close_lanes,
+    lane_pool,
     prepare_heartbeat,
     send_heartbeat,
     speed_up_httpcore,
+    worker_headers,
 )
 
 
@@ -42,95 +46,64 @@ from benchlib.clients import (
 class GeneratorSpec:
     index: int
     mode: Literal["closed", "paced"]
-    client: ClientKind
-    base_url: str
-    worker_key: str
+    to: Endpoint
+    concurrency: int  # connections, each carrying one heartbeat at a time
+    duration: float  # of the measured window
+    deadline: float  # wall-clock time after which the generator gives up on its own
     # closed: enrolled (worker_id, token) pairs to cycle through.
     credentials: tuple[tuple[str, str], ...]
     # paced: global worker indexes this generator enrols and then drives.
     fleet: tuple[int, ...]
     fleet_size: int
     interval: float
-    concurrency: int
     setup_concurrency: int
-    duration: float
     epoch: float  # wall-clock origin of the paced schedule, shared by all generators
-    deadline: float  # wall-clock time after which the generator gives up on its own
-    cpus: tuple[int, ...]
 
 
-def closed_specs(
-    *,
-    client: ClientKind,
-    base_url: str,
-    worker_key: str,
-    credentials: list[tuple[str, str]],
-    concurrency: int,
+def generator_specs(
+    to: Endpoint,
+    mode: Literal["closed", "paced"],
     generators: int,
+    concurrency: int,
     duration: float,
-    cpus: tuple[int, ...],
+    *,
+    credentials: list[tuple[str, str]] | None = None,
+    workers: int = 0,
+    interval: float = 0.0,
+    setup_concurrency: int = 1,
+    setup_timeout: float = 0.0,
 ) -> list[GeneratorSpec]:
-    """A closed loop of ``concurrency`` heartbeats in flight in all, over ``generators``
-    processes, each cycling through its share of the workers."""
+    """The work of ``generators`` processes.
+
+    closed: ``concurrency`` heartbeats in flight in all, each process cycling through its
+    share of the enrolled ``credentials``. paced: a fleet of ``workers`` dealt out to the
+    processes, which enrol ``setup_concurrency`` workers at a time in all, then heartbeat
+    every ``interval`` over ``concurrency`` connections per process (for latency spikes).
+    """
+    epoch = time.time()
+    given = credentials or []
+    if mode == "closed":
+        deadline = epoch + duration + 120.0
+    else:
+        deadline = epoch + setup_timeout + duration + 600.0
     return [
         GeneratorSpec(
             index=g,
-            mode="closed",
-            client=client,
-            base_url=base_url,
-            worker_key=worker_key,
-            credentials=tuple(credentials[g::generators]) or tuple(credentials),
-            fleet=(),
-            fleet_size=0,
-            interval=0.0,
-            concurrency=concurrency // generators + (1 if g < concurrency % generators else 0),
-            setup_concurrency=1,
+            mode=mode,
+            to=to,
+            concurrency=concurrency // generators + (1 if g < concurrency % generators else 0)
+            if mode == "closed"
+            else concurrency,
             duration=duration,
-            epoch=0.0,
-            deadline=time.time() + duration + 120.0,
-            cpus=cpus,
-        )
-        for g in range(generators)
-    ]
-
-
-def paced_specs(
-    *,
-    client: ClientKind,
-    base_url: str,
-    worker_key: str,
-    workers: int,
-    generators: int,
-    interval: float,
-    concurrency: int,
-    setup_concurrency: int,
-    duration: float,
-    setup_timeout: float,
-    cpus: tuple[int, ...],
-) -> list[GeneratorSpec]:
-    """A fleet of ``workers`` dealt out to ``generators`` processes, which enrol ``setup_
-    concurrency`` workers at a time in all; ``concurrency`` connections per process carry the
-    heartbeats in flight at once, latency spikes included."""
-    epoch = time.time()
-    return [
-        GeneratorSpec(
-            index=k,
-            mode="paced",
-            client=client,
-            base_url=base_url,
-            worker_key=worker_key,
-            credentials=(),
-            fleet=tuple(range(k, workers, generators)),
+            deadline=deadline,
+            credentials=tuple(given[g::generators]) or tuple(given),
+            fleet=tuple(range(g, workers, generators)),
             fleet_size=workers,
             interval=interval,
-            concurrency=concurrency,
             setup_concurrency=max(1, setup_concurrency // generators),
-            duration=duration,
             epoch=epoch,
-            deadline=epoch + setup_timeout + duration + 600.0,
-            cpus=cpus,
         )
-        for k in range(generators)
+        for g in range(generators)
     ]
 
 
@@ -202,8 +175,8 @@ def generator_main(
 ) -> None:
     """Entry point of a generator process."""
     speed_up_httpcore()
-    if spec.cpus and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, spec.cpus)
+    if spec.to.cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, spec.to.cpus)
     result = GeneratorResult(spec.index)
     try:
         run_loop(_generate(spec, Window(start, spec.duration), stop, out, result))
@@ -219,7 +192,7 @@ async def _generate(
     out: Queue[Message],
     result: GeneratorResult,
 ) -> None:
-    lanes = LanePool(spec.client, spec.base_url, spec.concurrency)
+    lanes = lane_pool(spec.to.client, spec.to.base_url, spec.concurrency)
     stopping = asyncio.Event()
     cpu_at_start: list[float] = []
 
@@ -245,20 +218,17 @@ async def _generate(
         await _paced_fleet(spec, lanes, window, stopping, out, result)
     stopping.set()
     await watcher
-    await lanes.aclose()
+    await close_lanes(lanes)
 
 
 async def _closed_loop(
     spec: GeneratorSpec,
-    lanes: LanePool,
+    lanes: Lender[Lane],
     window: Window,
     stopping: asyncio.Event,
     result: GeneratorResult,
 ) -> None:
-    targets = [
-        prepare_heartbeat(spec.client, spec.base_url, spec.worker_key, wid, token)
-        for wid, token in spec.credentials
-    ]
+    targets = [prepare_heartbeat(spec.to, wid, token) for wid, token in spec.credentials]
     errors: Counter[str] = Counter()
 
     async def run_lane(first: int, lane: Lane) -> None:
@@ -278,14 +248,14 @@ async def _closed_loop(
                 errors[failure] += 1
 
     # Each coroutine owns one connection: exactly `concurrency` requests in flight.
-    await asyncio.gather(*(run_lane(k, lane) for k, lane in enumerate(lanes.lanes)))
+    await asyncio.gather(*(run_lane(k, lane) for k, lane in enumerate(lanes.items)))
     result.errors = dict(errors)
     result.errors_total = dict(errors)
 
 
 async def _paced_fleet(
     spec: GeneratorSpec,
-    lanes: LanePool,
+    lanes: Lender[Lane],
     window: Window,
     stopping: asyncio.Event,
     out: Queue[Message],
@@ -308,16 +278,16 @@ async def _paced_fleet(
 
     async def simulated_worker(index: int) -> None:
         wid = worker_id_of(index)
-        async with setup_pool.client() as client:
+        async with setup_pool.borrow() as client:
             try:
-                token = await enroll(client, spec.base_url, spec.worker_key, wid)
+                token = await enroll(client, spec.to.base_url, spec.to.worker_key, wid)
             except (ApiError, httpx.HTTPError) as problem:
                 failures[str(problem) or type(problem).__name__] += 1
                 enrolled_one()
                 return
         result.enrolled += 1
         enrolled_one()
-        target = prepare_heartbeat(spec.client, spec.base_url, spec.worker_key, wid, token)
+        target = prepare_heartbeat(spec.to, wid, token)
         # Slot k of this worker is epoch + phase + k * interval: the fleet's heartbeats are
         # spread evenly over each interval, as jittered real workers would be on average.
         phase = spec.interval * index / spec.fleet_size
@@ -327,7 +297,7 @@ async def _paced_fleet(
         while True:
             # A plain sleep is the cheapest timer; the task is cancelled when the run stops.
             await asyncio.sleep(max(0.0, due - time.time()))
-            async with lanes.lane() as lane:
+            async with lanes.borrow() as lane:
                 sent = time.time()
                 failure, latency = await send_heartbeat(lane, target)
             if failure is None:

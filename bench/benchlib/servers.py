@@ -1,13 +1,12 @@
 """Servers under test: a facefleet control plane or a bare baseline app, each a child process
-on a free loopback port, ready once it answers, stopped when its block ends."""
+on a free loopback port, ready once it answers, stopped when its ``with`` block ends."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +90,15 @@ class Server:
     def keys(self) -> TenantKeys:
         return tenant_keys(self.data_dir)
 
+    def stop(self) -> None:
+        self.child.stop()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
 
 def start_server(
     name: str,
@@ -103,7 +111,8 @@ def start_server(
     data_dir: Path | None = None,
     cpus: set[int] | None = None,
 ) -> Server:
-    """Start it (pinned to ``cpus`` if given) and wait until ``probe`` passes."""
+    """Start it (pinned to ``cpus`` if given) and wait until ``probe`` passes; a ``with``
+    block on the server stops it at the block's end."""
     cwd.mkdir(parents=True, exist_ok=True)
     child = spawn(name, argv, env=env, cwd=cwd, log_dir=cwd)
     try:
@@ -114,24 +123,3 @@ def start_server(
         child.stop()
         raise
     return Server(child, port, data_dir or cwd)
-
-
-@contextlib.contextmanager
-def serving(
-    name: str,
-    argv: list[str],
-    *,
-    port: int,
-    env: dict[str, str],
-    cwd: Path,
-    probe: Probe,
-    data_dir: Path | None = None,
-    cpus: set[int] | None = None,
-) -> Iterator[Server]:
-    server = start_server(
-        name, argv, port=port, env=env, cwd=cwd, probe=probe, data_dir=data_dir, cpus=cpus
-    )
-    try:
-        yield server
-    finally:
-        server.child.stop()

@@ -35,15 +35,15 @@ Matrix = npt.NDArray[np.float32]
 
 
 def parse_args(argv: list[str] | None, targets: Targets) -> argparse.Namespace:
-    parser = cli.parser(__doc__, targets, "3 rounds of 32 probes")
+    parser = cli.parser(__doc__, targets, "5 rounds instead of 7")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--probes", type=int, help="probes timed per round (50)")
     parser.add_argument("--rounds", type=int, help="rounds of each side (7)")
     parser.add_argument("--batch", type=int, default=32, help="probes per call, batched case")
     parser.add_argument("--seed", type=int, default=0)
     args = cli.parse(parser, targets, argv)
-    args.probes = args.probes or (32 if args.quick else 50)
-    args.rounds = args.rounds or (3 if args.quick else 7)
+    args.probes = args.probes or 50
+    args.rounds = args.rounds or (5 if args.quick else 7)
     return args
 
 

@@ -41,7 +41,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
-# A smoke run of each benchmark at small sizes (about four minutes in all): not figures to record.
+# A smoke run of each benchmark at small sizes (two to four minutes in all), not figures to record.
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run_all.py --quick
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,10 @@ def run(body: Callable[[], int]) -> int:
             return body()
     except BenchError as exc:
         print(f"failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception:  # a bug or an unreachable service: the traceback says which
+        traceback.print_exc()
+        print("failed: the run stopped on the error above", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted; the processes it started are stopped", file=sys.stderr)

@@ -32,271 +32,56 @@ error, on Ctrl-C and on SIGTERM (and, on Linux, when the script itself is killed
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import ctypes
-import json
-import os
-import platform
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import httpx
 
+from benchlib import cli
+from benchlib.cpu import load_average, machine_info
+from benchlib.fleet import (
+    EXIT_TIMEOUT,
+    POLL,
+    Fleet,
+    Incident,
+    WorkerView,
+    incident,
+    observe,
+    ready_pair,
+    stuck,
+)
+from benchlib.processes import BenchError
+from benchlib.stats import ratio, spread
+from benchlib.targets import Target, Targets
 from facefleet.demo.video import make_demo_video
 from facefleet.worker.pipeline.source import FrameSource
 
-HOST = "127.0.0.1"
 TARGET_SECONDS = 10.0
+TARGETS = (
+    Target("kill9_median_s", "kill -9 to frames reported, median", "<=", TARGET_SECONDS, " s"),
+    Target("kill9_max_s", "kill -9 to frames reported, max", "<=", TARGET_SECONDS, " s"),
+)
 # The defaults this benchmark is about; the workers' registration log is checked against them.
 HEARTBEAT_INTERVAL = 2.0
 LEASE_TTL = 6.0
 REAPER_PERIOD = 0.5
 RETRY_AFTER = 2.0
 CAMERA_FPS = 5.0
-POLL = 0.05
 SETUP_TIMEOUT = 60.0
-READY_TIMEOUT = 90.0
 FAILOVER_TIMEOUT = 30.0
-# A stream opens in milliseconds and shows in the next heartbeat (2.2 s at most): a lease held
-# this long with no stream reported is a camera nobody processes.
-STUCK_AFTER = 10.0
-EXIT_TIMEOUT = 15.0
-
-PROBLEM = re.compile(r"\bWARNING\b|\bERROR\b|Traceback|\b404\b")
 
 Mode = Literal["kill9", "graceful"]
-
-
-class BenchError(Exception):
-    """The fleet did not do what a trial waits for within its bound."""
-
-
-# -- processes --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """This environment without any facefleet setting, so children run on the defaults."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("FACEFLEET_") and k != "WORKER_ID"
-    }
-    env.update(extra)
-    return env
-
-
-_LIBC: Any = None
-if sys.platform == "linux":
-    with contextlib.suppress(OSError):
-        _LIBC = ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with_parent() -> None:
-    """In the child: be killed if this script dies without cleaning up (Linux only)."""
-    if _LIBC is not None:
-        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log_file: IO[bytes]
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def tail(self, chars: int = 2000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-
-class Fleet:
-    """The control plane and the workers of one run; close() kills whatever is left."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"http://{HOST}:{self.port}"
-        self.control: Child | None = None
-        self.workers: dict[str, Child] = {}
-        self.children: list[Child] = []
-
-    def _spawn(self, name: str, args: list[str], env: dict[str, str], cwd: Path) -> Child:
-        log_path = self.workdir / f"{name}.log"
-        log_file = log_path.open("ab")
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "facefleet", *args],
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches this script only, which cleans up
-                preexec_fn=_die_with_parent,
-            )
-        except BaseException:
-            log_file.close()
-            raise
-        child = Child(name, process, log_path, log_file)
-        self.children.append(child)
-        return child
-
-    def start_control(self) -> None:
-        env = child_env(
-            FACEFLEET_DATA_DIR=str(self.workdir / "data"),
-            FACEFLEET_DATABASE_URL=f"sqlite+aiosqlite:///{self.workdir / 'facefleet.db'}",
-            FACEFLEET_HOST=HOST,
-            FACEFLEET_PORT=str(self.port),
-        )
-        self.control = self._spawn("control-plane", ["serve"], env, self.workdir)
-        deadline = time.monotonic() + SETUP_TIMEOUT
-        while True:
-            if not self.control.alive:
-                raise BenchError(f"the control plane exited:\n{self.control.tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise BenchError(f"the control plane was not ready in {SETUP_TIMEOUT:.0f} s")
-            time.sleep(0.1)
-
-    def keys(self) -> dict[str, str]:
-        path = self.workdir / "data" / "default-tenant-keys.json"
-        keys: dict[str, str] = json.loads(path.read_text())["keys"]
-        return keys
-
-    def start_worker(self, worker_id: str) -> Child:
-        home = self.workdir / f"home-{worker_id}"
-        home.mkdir(parents=True, exist_ok=True)
-        env = child_env(
-            WORKER_ID=worker_id,
-            FACEFLEET_WORKER_API_URL=self.url,
-            FACEFLEET_WORKER_API_KEY=self.keys()["worker"],
-            FACEFLEET_WORKER_STATE_DIR=str(home / "state"),
-        )
-        child = self._spawn(f"worker-{worker_id}", ["worker"], env, home)
-        self.workers[worker_id] = child
-        return child
-
-    def alive_workers(self) -> set[str]:
-        return {wid for wid, child in self.workers.items() if child.alive}
-
-    def log_problems(self, limit: int = 5) -> dict[str, list[str]]:
-        """Lines of each log that show an error, a traceback or a 404 (first few)."""
-        found: dict[str, list[str]] = {}
-        for child in self.children:
-            lines = [
-                line.strip()
-                for line in child.log_path.read_text(errors="replace").splitlines()
-                if PROBLEM.search(line)
-            ]
-            if lines:
-                found[child.name] = lines[:limit] + (
-                    [f"... {len(lines) - limit} more"] if len(lines) > limit else []
-                )
-        return found
-
-    def close(self) -> None:
-        """Kill every worker, stop the control plane, reap everything."""
-        for child in self.children:
-            if child is not self.control and child.alive:
-                with contextlib.suppress(ProcessLookupError):
-                    child.process.kill()
-        if self.control is not None and self.control.alive:
-            with contextlib.suppress(ProcessLookupError):
-                self.control.process.terminate()
-            try:
-                self.control.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.control.process.kill()
-        for child in self.children:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.process.wait(10)
-            child.log_file.close()
-
-
-# -- what the control plane shows -------------------------------------------------------------
-
-
-def parse_time(value: object) -> float | None:
-    """A timestamp of the API as seconds since the epoch (naive means UTC)."""
-    if not isinstance(value, str):
-        return None
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-@dataclass(frozen=True)
-class WorkerView:
-    worker_id: str
-    status: str
-    last_seen: float | None  # server clock, seconds since the epoch
-    leases: int
-    stream_state: str | None  # of the benchmark's camera, from the worker's own metrics
-    frames: int | None  # frames_processed of that camera, None while not reported
-
-    def streams(self, more_than: int = 0) -> bool:
-        return (
-            self.stream_state == "streaming" and self.frames is not None and self.frames > more_than
-        )
-
-
-@dataclass(frozen=True)
-class View:
-    at: float  # monotonic, when both answers were in
-    holder: str | None
-    assigned_at: float | None
-    workers: dict[str, WorkerView]
-
-
-def observe(admin: httpx.Client, camera_id: int) -> View:
-    cameras = admin.get("/v1/cameras", params={"limit": 1000})
-    cameras.raise_for_status()
-    camera = next(c for c in cameras.json()["items"] if c["id"] == camera_id)
-    listed = admin.get("/v1/workers", params={"limit": 1000})
-    listed.raise_for_status()
-    at = time.monotonic()
-    workers: dict[str, WorkerView] = {}
-    for item in listed.json()["items"]:
-        metrics = item.get("metrics") or {}
-        cam = metrics.get(f"camera_{camera_id}")
-        cam = cam if isinstance(cam, dict) else {}
-        frames = cam.get("frames_processed")
-        workers[item["worker_id"]] = WorkerView(
-            worker_id=item["worker_id"],
-            status=item["status"],
-            last_seen=parse_time(item.get("last_seen_at")),
-            leases=len(item.get("cameras") or []),
-            stream_state=cam.get("stream_state"),
-            frames=frames if isinstance(frames, int) else None,
-        )
-    lease = camera["lease"]
-    return View(at, lease["worker_id"], parse_time(lease.get("assigned_at")), workers)
 
 
 # -- one trial --------------------------------------------------------------------------------
@@ -319,14 +104,6 @@ class Trial:
     exit_code: int | None
 
 
-@dataclass
-class Incident:
-    when: str
-    worker_id: str
-    what: str
-    log: list[str]
-
-
 def estimate_start(worker: WorkerView) -> float | None:
     """When the first frame was processed, from the report that shows ``frames`` of them.
 
@@ -336,80 +113,6 @@ def estimate_start(worker: WorkerView) -> float | None:
     if worker.last_seen is None or worker.frames is None:
         return None
     return worker.last_seen - (worker.frames - 1) / CAMERA_FPS
-
-
-def stuck(view: View, worker_id: str) -> bool:
-    """The worker has held the camera's lease for STUCK_AFTER s without reporting a stream."""
-    worker = view.workers.get(worker_id)
-    return (
-        view.holder == worker_id
-        and view.assigned_at is not None
-        and time.time() - view.assigned_at > STUCK_AFTER
-        and (worker is None or not worker.streams())
-    )
-
-
-def incident(fleet: Fleet, view: View, when: str, worker_id: str, camera_id: int) -> Incident:
-    worker = view.workers.get(worker_id)
-    state = None if worker is None else worker.stream_state
-    what = (
-        f"{worker_id} has held camera {camera_id} for more than {STUCK_AFTER:.0f} s "
-        f"without streaming it (its metrics show stream_state {state})"
-    )
-    lines = [
-        line
-        for line in fleet.workers[worker_id].tail(100_000).splitlines()
-        if f"camera {camera_id}" in line
-    ]
-    print(f"  ! {when}: {what}; its log: {' | '.join(lines[-3:])}", flush=True)
-    return Incident(when, worker_id, what, lines[-5:])
-
-
-def ensure_ready(
-    fleet: Fleet,
-    admin: httpx.Client,
-    camera_id: int,
-    names: Iterator[str],
-    incidents: list[Incident],
-    when: str,
-) -> tuple[str, str]:
-    """(holder, spare): one live worker streams the camera and one more idles online.
-
-    Starts workers until two are alive. A holder stuck without a stream is recorded as an
-    incident and killed, so its lease lapses and the camera moves on.
-    """
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        started = time.monotonic()
-        view = observe(admin, camera_id)
-        alive = fleet.alive_workers()
-        holder = view.holder
-        if holder is not None and holder in alive and stuck(view, holder):
-            incidents.append(incident(fleet, view, when, holder, camera_id))
-            fleet.workers[holder].process.kill()
-            fleet.workers[holder].process.wait(EXIT_TIMEOUT)
-            alive.discard(holder)
-        while len(alive) < 2:
-            worker_id = next(names)
-            fleet.start_worker(worker_id)
-            alive.add(worker_id)
-        if holder is not None and holder in alive and len(alive) == 2:
-            (spare,) = alive - {holder}
-            held, idle = view.workers.get(holder), view.workers.get(spare)
-            if (
-                held is not None
-                and held.streams()
-                and idle is not None
-                and idle.status == "online"
-                and not idle.leases
-            ):
-                return holder, spare
-        if started > deadline:
-            raise BenchError(
-                f"{when}: no streaming holder and idle spare within {READY_TIMEOUT:.0f} s; "
-                f"last view {view}"
-            )
-        time.sleep(max(0.0, POLL - (time.monotonic() - started)))
 
 
 def run_trial(
@@ -452,10 +155,8 @@ def run_trial(
         if taker is not None and taker.streams(more_than=baseline or 0):
             reporter = taker
             break
-        if stuck(view, spare):
+        if stuck(view, spare):  # killed, so that its lease lapses for the next trial
             incidents.append(incident(fleet, view, f"trial {index}", spare, camera_id))
-            fleet.workers[spare].process.kill()  # so that its lease lapses for the next trial
-            fleet.workers[spare].process.wait(EXIT_TIMEOUT)
             break
         if elapsed > FAILOVER_TIMEOUT:
             raise BenchError(
@@ -533,32 +234,22 @@ def schedule(trials: int, graceful: int) -> list[Mode]:
     return ["graceful" if i in spots else "kill9" for i in range(total)]
 
 
-def fmt(value: float | None) -> str:
+def cell(value: float | None) -> str:
     return "    -" if value is None else f"{value:5.2f}"
 
 
 def print_trial(trial: Trial) -> None:
     print(
         f"{trial.index:3d}  {trial.mode:8s}  {trial.victim:>8s} -> {trial.spare:<8s}"
-        f"  {fmt(trial.heartbeat_age)}   {fmt(trial.released)}    {fmt(trial.assigned)}"
-        f"      {fmt(trial.first_frame)}    {fmt(trial.reported)}"
+        f"  {cell(trial.heartbeat_age)}   {cell(trial.released)}    {cell(trial.assigned)}"
+        f"      {cell(trial.first_frame)}    {cell(trial.reported)}"
         + ("" if trial.completed else "   did not complete: the spare never streamed"),
         flush=True,
     )
 
 
-def summarize(values: list[float]) -> dict[str, float]:
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "mean": statistics.fmean(values),
-    }
-
-
 def component(trials: list[Trial], pick: Callable[[Trial], float | None]) -> dict[str, float]:
-    values = [v for v in (pick(t) for t in trials) if v is not None]
-    return summarize(values) if values else {}
+    return spread([v for v in (pick(t) for t in trials) if v is not None])
 
 
 def gap(earlier: float | None, later: float | None) -> float | None:
@@ -589,15 +280,15 @@ def report(trials: list[Trial]) -> dict[str, Any]:
         out["ratio_to_target"] = kill9["median"] / TARGET_SECONDS
         out["max_to_target"] = kill9["max"] / TARGET_SECONDS
     if kill9 and graceful:
-        out["ratio_kill9_to_graceful"] = kill9["median"] / graceful["median"]
+        out["ratio_kill9_to_graceful"] = ratio(kill9["median"], graceful["median"])
         k_first = out["kill9"]["first_frame"]
         g_first = out["graceful"]["first_frame"]
         if k_first and g_first:
-            out["ratio_kill9_to_graceful_first_frame"] = k_first["median"] / g_first["median"]
+            out["ratio_kill9_to_graceful_first_frame"] = ratio(k_first["median"], g_first["median"])
     return out
 
 
-def print_summary(summary: dict[str, Any]) -> None:
+def print_summary(summary: dict[str, Any], targets: Targets) -> None:
     print()
     for mode, title in (("kill9", "kill -9"), ("graceful", "SIGTERM")):
         part = summary.get(mode)
@@ -627,15 +318,15 @@ def print_summary(summary: dict[str, Any]) -> None:
                 f"  {'victim silent at the signal, min .. max':40s} "
                 f"{age['min']:6.2f} .. {age['max']:.2f}"
             )
-    if "ratio_to_target" in summary:
-        print(
-            f"\nkill -9 failover against the {TARGET_SECONDS:.0f} s target: median "
-            f"{summary['ratio_to_target']:.2f}x, max {summary['max_to_target']:.2f}x"
-        )
+    kill9 = summary.get("kill9", {}).get("reported", {})
+    median, most = kill9.get("median"), kill9.get("max")
+    print(f"\nkill -9 until reported, median {_s(median)} s", end=" ")
+    print(f"({targets.check('kill9_median_s', median)})")
+    print(f"kill -9 until reported, max {_s(most)} s ({targets.check('kill9_max_s', most)})")
     if "ratio_kill9_to_graceful" in summary:
         print(
-            f"kill -9 / graceful (medians): {summary['ratio_kill9_to_graceful']:.2f}x "
-            "until reported"
+            f"kill -9 / SIGTERM, the baseline (medians): "
+            f"{summary['ratio_kill9_to_graceful']:.2f}x until reported"
             + (
                 f", {summary['ratio_kill9_to_graceful_first_frame']:.2f}x until the first frame"
                 if "ratio_kill9_to_graceful_first_frame" in summary
@@ -656,79 +347,69 @@ def print_summary(summary: dict[str, Any]) -> None:
                 print(f"  {name}: {line}")
 
 
-def load() -> list[float] | None:
-    with contextlib.suppress(OSError):
-        return [round(x, 2) for x in os.getloadavg()]
-    return None
+def _s(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds:.2f}"
 
 
-@contextlib.contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    """SIGTERM and SIGHUP unwind like Ctrl-C, so every finally block cleans up."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+def add_camera(admin: httpx.Client, url: str) -> int:
+    created = admin.post(
+        "/v1/cameras",
+        json={"name": "failover-cam", "source_url": url, "target_fps": CAMERA_FPS},
+    )
+    if created.status_code != 201:
+        raise BenchError(f"could not add the camera: {created.text}")
+    camera_id: int = created.json()["id"]
+    return camera_id
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    rng = random.Random(args.seed)
+def run_trials(
+    fleet: Fleet, modes: deque[Mode], retries: int, rng: random.Random, url: str, opens: list[float]
+) -> tuple[list[Trial], list[Incident]]:
+    """The trials in order; one that does not complete is run again (at most ``retries``)."""
+    trials: list[Trial] = []
+    incidents: list[Incident] = []
+    fleet.start_control()
+    headers = {"Authorization": f"Bearer {fleet.keys().admin}"}
+    with httpx.Client(base_url=fleet.url, headers=headers, timeout=5) as admin:
+        camera_id = add_camera(admin, url)
+        names = (f"w{n:02d}" for n in range(1, 1000))
+        pair = ready_pair(fleet, admin, camera_id, names, incidents, "setup")
+        heartbeat, ttl = check_defaults(fleet.workers[pair[0]].tail(100_000))
+        print(
+            f"control plane {fleet.url}, camera {camera_id} at {CAMERA_FPS:g} fps, "
+            f"heartbeat {heartbeat:g} s, lease TTL {ttl:g} s; stream open "
+            f"{statistics.median(opens) * 1000:.0f} ms (median of {len(opens)})\n"
+        )
+        print(
+            "  #  mode        victim -> spare     hb age  released  assigned  "
+            "first frame  reported   (seconds after the signal)"
+        )
+        while modes:
+            mode = modes.popleft()
+            index = len(trials) + 1
+            if trials:
+                when = f"before trial {index}"
+                pair = ready_pair(fleet, admin, camera_id, names, incidents, when)
+            trial = run_trial(fleet, admin, camera_id, index, mode, pair, rng, incidents)
+            trials.append(trial)
+            print_trial(trial)
+            if not trial.completed and retries > 0:
+                retries -= 1  # another trial of that mode, so the count holds
+                modes.append(mode)
+    return trials, incidents
+
+
+def run(trials: int, graceful: int, seed: int | None, targets: Targets) -> dict[str, Any]:
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="facefleet-failover-") as tmp:
         workdir = Path(tmp)
         video = make_demo_video(workdir / "demo.avi", seconds=10, fps=15)
         url = f"file://{video}"
         opens = stream_open_times(url)
         fleet = Fleet(workdir)
-        trials: list[Trial] = []
-        incidents: list[Incident] = []
-        load_before = load()
+        modes = deque(schedule(trials, graceful))
         try:
-            fleet.start_control()
-            with httpx.Client(
-                base_url=fleet.url,
-                headers={"Authorization": f"Bearer {fleet.keys()['admin']}"},
-                timeout=5,
-            ) as admin:
-                created = admin.post(
-                    "/v1/cameras",
-                    json={"name": "failover-cam", "source_url": url, "target_fps": CAMERA_FPS},
-                )
-                if created.status_code != 201:
-                    raise BenchError(f"could not add the camera: {created.text}")
-                camera_id: int = created.json()["id"]
-                names = (f"w{n:02d}" for n in range(1, 1000))
-                pair = ensure_ready(fleet, admin, camera_id, names, incidents, "setup")
-                heartbeat, ttl = check_defaults(fleet.workers[pair[0]].tail(100_000))
-                print(
-                    f"control plane {fleet.url}, camera {camera_id} at {CAMERA_FPS:g} fps, "
-                    f"heartbeat {heartbeat:g} s, lease TTL {ttl:g} s; stream open "
-                    f"{statistics.median(opens) * 1000:.0f} ms (median of {len(opens)})\n"
-                )
-                print(
-                    "  #  mode        victim -> spare     hb age  released  assigned  "
-                    "first frame  reported   (seconds after the signal)"
-                )
-                modes = deque(schedule(args.trials, args.graceful_trials))
-                retries = 0
-                while modes:
-                    mode = modes.popleft()
-                    index = len(trials) + 1
-                    if trials:
-                        pair = ensure_ready(
-                            fleet, admin, camera_id, names, incidents, f"before trial {index}"
-                        )
-                    trial = run_trial(fleet, admin, camera_id, index, mode, pair, rng, incidents)
-                    trials.append(trial)
-                    print_trial(trial)
-                    if not trial.completed and retries < args.trials:
-                        retries += 1  # another trial of that mode, so the count holds
-                        modes.append(mode)
+            done, incidents = run_trials(fleet, modes, trials, random.Random(seed), url, opens)
         except BenchError:
             fleet.close()
             for child in fleet.children:
@@ -737,10 +418,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             fleet.close()
         problems = fleet.log_problems()
-    summary = report(trials)
+    summary = report(done)
     summary["log_problems"] = problems
     summary["incidents"] = [asdict(i) for i in incidents]
-    print_summary(summary)
+    print_summary(summary, targets)
     return {
         "settings": {
             "heartbeat_interval": HEARTBEAT_INTERVAL,
@@ -750,53 +431,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "camera_fps": CAMERA_FPS,
             "poll_seconds": POLL,
             "target_seconds": TARGET_SECONDS,
-            "seed": args.seed,
+            "seed": seed,
         },
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_before": load_before,
-            "load_after": load(),
-        },
+        "machine": {**machine_info(), "load_before": load_before, "load_after": load_average()},
         "stream_open_seconds": opens,
-        "trials": [asdict(t) for t in trials],
+        "trials": [asdict(t) for t in done],
         "summary": summary,
     }
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Time from kill -9 of a worker to its camera's frames on another worker."
-    )
-    parser.add_argument("--trials", type=int, default=10, help="kill -9 trials (default 10)")
-    parser.add_argument(
-        "--graceful-trials", type=int, default=4, help="SIGTERM trials, the baseline (default 4)"
-    )
-    parser.add_argument("--seed", type=int, default=None, help="seed of the kill timing")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = parser.parse_args(argv)
-    if args.trials < 1 or args.graceful_trials < 0:
-        parser.error("need --trials >= 1 and --graceful-trials >= 0")
-    return args
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        with terminate_on_sigterm():
-            results = run(args)
-    except BenchError as exc:
-        print(f"failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; the processes it started are stopped", file=sys.stderr)
-        return 130
-    if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
-    return 0
+    targets = Targets(*TARGETS)
+    parser = cli.parser(__doc__, targets, "2 kill -9 trials and 1 SIGTERM trial")
+    parser.add_argument("--trials", type=int, help="kill -9 trials (default 10)")
+    parser.add_argument("--graceful-trials", type=int, help="SIGTERM trials, the baseline (4)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the kill timing")
+    args = cli.parse(parser, targets, argv)
+    trials = args.trials if args.trials is not None else (2 if args.quick else 10)
+    graceful = args.graceful_trials
+    graceful = graceful if graceful is not None else (1 if args.quick else 4)
+    if trials < 1 or graceful < 0:
+        parser.error("need --trials >= 1 and --graceful-trials >= 0")
+    results = run(trials, graceful, args.seed, targets)
+    return cli.finish(targets, results, args.json_path)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

@@ -22,21 +22,29 @@ from functools import partial
 import numpy as np
 import numpy.typing as npt
 
+from benchlib import cli
+from benchlib.stats import interleaved, ratio
+from benchlib.targets import Target, Targets
 from facefleet.face.gallery import EMBEDDING_DIM, Gallery
 
-TARGET_MS_AT_100K = 5.0
-TARGET_RATIO = 1.2
+TARGETS = (
+    Target("ratio", "Gallery.match / bare numpy, one probe, worst size", "<=", 1.2),
+    Target("ms_at_100k", "Gallery.match per probe at 100,000", "<=", 5.0, " ms"),
+)
 Matrix = npt.NDArray[np.float32]
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None, targets: Targets) -> argparse.Namespace:
+    parser = cli.parser(__doc__, targets, "5 rounds instead of 7")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    parser.add_argument("--probes", type=int, default=50, help="probes timed per round")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--probes", type=int, help="probes timed per round (50)")
+    parser.add_argument("--rounds", type=int, help="rounds of each side (7)")
     parser.add_argument("--batch", type=int, default=32, help="probes per call, batched case")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    args = cli.parse(parser, targets, argv)
+    args.probes = args.probes or 50
+    args.rounds = args.rounds or (5 if args.quick else 7)
+    return args
 
 
 def random_embeddings(rng: np.random.Generator, rows: int) -> Matrix:
@@ -75,31 +83,33 @@ def compare(
 ) -> tuple[float, float]:
     """Best milliseconds per probe of each side, printed with their ratio."""
     probes_per_call = 1 if inputs[0].ndim == 1 else len(inputs[0])
-    ours_ms: list[float] = []
-    bare_ms: list[float] = []
     # Warm-up: first touches of the matrix pages and the start of BLAS threads.
     ours(inputs[0])
     bare(inputs[0])
-    for round_index in range(rounds):
-        # Alternate the order so neither side always runs second.
-        pair = [(ours, ours_ms), (bare, bare_ms)]
-        for function, times in pair if round_index % 2 == 0 else pair[::-1]:
-            times.append(seconds_per_call(function, inputs) * 1000 / probes_per_call)
-    best_ours, best_bare = min(ours_ms), min(bare_ms)
+    times = interleaved(
+        {
+            "ours": lambda: seconds_per_call(ours, inputs) * 1000 / probes_per_call,
+            "bare": lambda: seconds_per_call(bare, inputs) * 1000 / probes_per_call,
+        },
+        rounds,
+    )
+    best_ours, best_bare = min(times["ours"]), min(times["bare"])
     print(
-        f"{label:<24} {best_ours:9.4f} {best_bare:9.4f} {best_ours / best_bare:6.2f}"
-        f"   (median {statistics.median(ours_ms):.4f} / {statistics.median(bare_ms):.4f})"
+        f"{label:<24} {best_ours:9.4f} {best_bare:9.4f} {ratio(best_ours, best_bare):6.2f}"
+        f"   (median {statistics.median(times['ours']):.4f} / "
+        f"{statistics.median(times['bare']):.4f})"
     )
     return best_ours, best_bare
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    targets = Targets(*TARGETS)
+    args = parse_args(argv, targets)
     rng = np.random.default_rng(args.seed)
     print(f"numpy {np.__version__}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}")
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
     print(f"{'case':<24} {'ms/probe':>9} {'bare ms':>9} {'ratio':>6}")
-    failures = []
+    results: dict[int, dict[str, float]] = {}
     for size in args.sizes:
         enrolled = random_embeddings(rng, size)
         gallery = Gallery(enrolled, [f"person-{i}" for i in range(size)])
@@ -118,21 +128,32 @@ def main(argv: list[str] | None = None) -> int:
         )
         batches = [probes[i : i + args.batch] for i in range(0, len(probes), args.batch)]
         batches = [b for b in batches if len(b) == args.batch] or [probes]
-        compare(
+        batch_ours, batch_bare = compare(
             f"{size:>7} x {len(batches[0])} per call",
             gallery.match,
             partial(bare_numpy_batch, enrolled, squared_norms),
             batches,
             args.rounds,
         )
-        if single_ours / single_bare > TARGET_RATIO:
-            failures.append(f"{size}: ratio {single_ours / single_bare:.2f} > {TARGET_RATIO}")
-        if size == 100_000 and single_ours > TARGET_MS_AT_100K:
-            failures.append(f"100000: {single_ours:.2f} ms per probe > {TARGET_MS_AT_100K}")
+        results[size] = {
+            "ms_per_probe": single_ours,
+            "bare_ms_per_probe": single_bare,
+            "ratio": ratio(single_ours, single_bare),
+            "batched_ms_per_probe": batch_ours,
+            "batched_bare_ms_per_probe": batch_bare,
+        }
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
-    print("targets met" if not failures else "targets missed: " + "; ".join(failures))
-    return 0 if not failures else 1
+    worst = max(results, key=lambda size: results[size]["ratio"])
+    print(
+        f"worst ratio, one probe: {results[worst]['ratio']:.2f} at {worst:,} "
+        f"({targets.check('ratio', results[worst]['ratio'])})"
+    )
+    if 100_000 in results:
+        at_100k = results[100_000]["ms_per_probe"]
+        print(f"one probe at 100,000: {at_100k:.2f} ms ({targets.check('ms_at_100k', at_100k)})")
+    payload = {"sizes": results, "rounds": args.rounds, "probes": args.probes}
+    return cli.finish(targets, payload, args.json_path)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.run(main))

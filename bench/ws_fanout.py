@@ -19,126 +19,37 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
-import os
-import random
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-HOST = "127.0.0.1"
-TARGET_P99_MS = 100.0
+from benchlib import cli
+from benchlib.api import add_camera, register, release_camera, request_camera
+from benchlib.baselines import BROADCAST_APP
+from benchlib.clients import bearer, worker_headers
+from benchlib.cpu import describe, machine_info
+from benchlib.load import background_fleet
+from benchlib.processes import HOST, BenchError, clean_env, free_port
+from benchlib.report import Column, Table
+from benchlib.servers import (
+    ANSWERS,
+    HEALTHY,
+    facefleet_argv,
+    facefleet_env,
+    start_server,
+    uvicorn_argv,
+)
+from benchlib.stats import latency_summary, ratio
+from benchlib.targets import Target, Targets
 
-BARE_APP = """
-import asyncio
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
-
-clients = set()
-
-async def ws(websocket):
-    await websocket.accept()
-    clients.add(websocket)
-    try:
-        while True:
-            await websocket.receive_text()
-    except Exception:
-        pass
-    finally:
-        clients.discard(websocket)
-
-async def change(request):
-    body = await request.json()
-    message = {"type": "event", "kind": "camera_assigned", "data": body}
-    for client in list(clients):
-        await client.send_json(message)
-    return JSONResponse({"sent": len(clients)})
-
-app = Starlette(routes=[WebSocketRoute("/ws", ws), Route("/change", change, methods=["POST"])])
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url} exited with code {process.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
-
-
-@contextlib.contextmanager
-def started(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def heartbeat_load(url: str, key: str, workers: int, interval: float, ready: Any) -> None:
-    """A separate process: registers ``workers`` simulated workers, each of which then
-    heartbeats once per ``interval`` (phases spread at random) until terminated."""
-
-    async def run() -> None:
-        limits = httpx.Limits(max_connections=64)
-        registered = 0
-        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-            gate = asyncio.Semaphore(16)
-
-            async def worker(worker_id: str) -> None:
-                nonlocal registered
-                async with gate:
-                    resp = await client.post(
-                        "/v1/workers/register",
-                        json={"worker_id": worker_id},
-                        headers={"Authorization": f"Bearer {key}"},
-                    )
-                resp.raise_for_status()
-                headers = as_worker(key, resp.json()["session_token"])
-                registered += 1
-                if registered == workers:
-                    ready.set()
-                await asyncio.sleep(random.uniform(0, interval))
-                while True:
-                    with contextlib.suppress(httpx.HTTPError):
-                        await client.post(
-                            f"/v1/workers/{worker_id}/heartbeat",
-                            json={"metrics": {"fps": 5.0}},
-                            headers=headers,
-                        )
-                    await asyncio.sleep(interval)
-
-            await asyncio.gather(*(worker(f"load-{i:05d}") for i in range(workers)))
-
-    asyncio.run(run())
+TARGETS = (Target("p99_ms", "facefleet fan-out p99", "<", 100.0, " ms", ".1f"),)
+Trigger = Callable[[int], Awaitable[tuple[int, float]]]
 
 
 class Arrivals:
@@ -174,12 +85,7 @@ async def listen(ws: ClientConnection, arrivals: Arrivals) -> None:
 
 
 async def measure(
-    ws_url: str,
-    clients: int,
-    changes: int,
-    trigger: Any,
-    *,
-    snapshots: bool = True,
+    ws_url: str, clients: int, changes: int, trigger: Trigger, *, snapshots: bool = True
 ) -> list[float]:
     """Per change, ms from the request that causes it until the last client received the
     event. ``trigger`` returns the change's marker and when that request was sent."""
@@ -200,7 +106,7 @@ async def measure(
             got = arrivals.times.get(marker, [])
             if len(got) < clients:
                 closed = [ws.close_code for ws in sockets if ws.close_code is not None]
-                raise SystemExit(
+                raise BenchError(
                     f"change {i}: only {len(got)} of {clients} clients got it "
                     f"({len(closed)} connections closed, codes {sorted(set(closed))})"
                 )
@@ -214,106 +120,65 @@ async def measure(
     return latencies
 
 
-def as_worker(key: str, token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}", "X-Worker-Session": token}
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "p50": statistics.median(ordered),
-        "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
-        "max": ordered[-1],
-    }
-
-
 async def facefleet_run(args: argparse.Namespace, workdir: Path) -> tuple[list[float], float]:
     port = free_port()
     url = f"http://{HOST}:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACEFLEET_")}
-    env |= {"FACEFLEET_DATA_DIR": str(workdir / "data"), "FACEFLEET_PORT": str(port)}
-    with started([sys.executable, "-m", "facefleet", "serve"], env, workdir) as server:
-        wait_healthy(f"{url}/healthz", server)
-        keys = json.loads((workdir / "data" / "default-tenant-keys.json").read_text())
-        admin = {"Authorization": f"Bearer {keys['keys']['admin']}"}
-        worker_key = keys["keys"]["worker"]
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            cam = await client.post(
-                "/v1/cameras",
-                json={"name": "bench", "source_url": "rtsp://127.0.0.1/x"},
-                headers=admin,
-            )
-            cam.raise_for_status()
-            camera_id = cam.json()["id"]
-            sessions: list[tuple[str, str]] = []
-            sem = asyncio.Semaphore(32)
-
-            async def register(worker_id: str) -> None:
-                async with sem:
-                    resp = await client.post(
-                        "/v1/workers/register",
-                        json={"worker_id": worker_id},
-                        headers={"Authorization": f"Bearer {worker_key}"},
-                    )
-                    resp.raise_for_status()
-                    sessions.append((worker_id, resp.json()["session_token"]))
-
-            await register("mover-a")
-            await register("mover-b")
-            movers = list(sessions)
+    env = facefleet_env(workdir / "data", port=str(port))
+    argv = facefleet_argv("serve")
+    with start_server(
+        "facefleet", argv, port=port, env=env, cwd=workdir, probe=HEALTHY, data_dir=workdir / "data"
+    ) as server:
+        keys = server.keys()
+        admin_key, worker_key = keys.admin, keys.worker
+        async with httpx.AsyncClient(timeout=30) as client:
+            await add_camera(client, url, admin_key, 0)
+            movers = [
+                (wid, await register(client, url, worker_key, wid))
+                for wid in ("mover-a", "mover-b")
+            ]
 
             # The movers heartbeat on their own while the load is set up and runs.
             async def keepalive() -> None:
                 while True:
                     for wid, token in movers:
                         await client.post(
-                            f"/v1/workers/{wid}/heartbeat", headers=as_worker(worker_key, token)
+                            f"{url}/v1/workers/{wid}/heartbeat",
+                            headers=worker_headers(worker_key, token),
                         )
                     await asyncio.sleep(1.5)
 
             beat = asyncio.create_task(keepalive())
-            ready = multiprocessing.Event()
-            load = multiprocessing.Process(
-                target=heartbeat_load,
+            # Spawned: a fork would inherit this process's signal handlers and event loop.
+            ctx = multiprocessing.get_context("spawn")
+            ready = ctx.Event()
+            load = ctx.Process(
+                target=background_fleet,
                 args=(url, worker_key, args.workers, args.interval, ready),
                 daemon=True,
             )
             load.start()
             await asyncio.to_thread(ready.wait, 600)
             await asyncio.sleep(2)
-            state = {"holder": -1, "epoch": 0}
+            state: dict[str, Any] = {"holder": -1, "got": None}
 
             async def trigger(i: int) -> tuple[int, float]:
                 # Two workers hand the camera back and forth: each request is one assignment.
                 if state["holder"] >= 0:
                     wid, token = movers[state["holder"]]
-                    await client.post(
-                        f"/v1/workers/{wid}/camera/release",
-                        json={"camera_id": camera_id, "epoch": state["epoch"]},
-                        headers={
-                            "Authorization": f"Bearer {worker_key}",
-                            "X-Worker-Session": token,
-                        },
-                    )
+                    await release_camera(client, url, worker_key, wid, token, state["got"])
                 nxt = (state["holder"] + 1) % 2
-                wid, token = movers[nxt]
                 sent = time.perf_counter()
-                resp = await client.post(
-                    f"/v1/workers/{wid}/camera/request",
-                    headers=as_worker(worker_key, token),
-                )
-                assignment = resp.json().get("assignment")
-                if not assignment:
-                    raise SystemExit(f"no assignment: {resp.status_code} {resp.text}")
-                epoch = int(assignment["epoch"])
-                state["holder"], state["epoch"] = nxt, epoch
-                return epoch, sent
+                got = await request_camera(client, url, worker_key, *movers[nxt])
+                if not got:
+                    raise BenchError(f"{movers[nxt][0]} got no camera")
+                state["holder"], state["got"] = nxt, got
+                return int(got["epoch"]), sent
 
             try:
-                token = keys["keys"]["admin"]
-                ws_url = f"ws://{HOST}:{port}/v1/workers/ws/{keys['tenant_id']}?token={token}"
+                ws_url = f"ws://{HOST}:{port}/v1/workers/ws/{keys.tenant_id}?token={admin_key}"
                 latencies = await measure(ws_url, args.clients, args.changes, trigger)
-                stats = (await client.get("/v1/workers/stats", headers=admin)).json()
+                resp = await client.get(f"{url}/v1/workers/stats", headers=bearer(admin_key))
+                stats = resp.json()
             finally:
                 beat.cancel()
                 load.terminate()
@@ -323,21 +188,8 @@ async def facefleet_run(args: argparse.Namespace, workdir: Path) -> tuple[list[f
 
 async def bare_run(args: argparse.Namespace, workdir: Path) -> list[float]:
     port = free_port()
-    (workdir / "bare_app.py").write_text(BARE_APP)
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bare_app:app",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    with started(cmd, dict(os.environ), workdir) as server:
-        wait_healthy(f"http://{HOST}:{port}/change-not-found", server)
+    argv = uvicorn_argv(BROADCAST_APP, port, "--log-level", "warning")
+    with start_server("bare", argv, port=port, env=clean_env(), cwd=workdir, probe=ANSWERS):
         async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=30) as client:
 
             async def trigger(i: int) -> tuple[int, float]:
@@ -350,43 +202,52 @@ async def bare_run(args: argparse.Namespace, workdir: Path) -> list[float]:
             )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--changes", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=200, help="simulated heartbeating workers")
+TABLE = Table(Column("", 24), Column("p50 ms", 10), Column("p99 ms", 10), Column("max ms", 10))
+
+
+def main(argv: list[str] | None = None) -> int:
+    targets = Targets(*TARGETS)
+    parser = cli.parser(__doc__, targets, "20 clients, 30 changes, 50 workers heartbeating")
+    parser.add_argument("--clients", type=int, help="WebSocket clients (100)")
+    parser.add_argument("--changes", type=int, help="camera assignments timed (200)")
+    parser.add_argument("--workers", type=int, help="simulated heartbeating workers (200)")
     parser.add_argument("--interval", type=float, default=2.0, help="their heartbeat interval")
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+    args = cli.parse(parser, targets, argv)
+    for name, full, quick in (("clients", 100, 20), ("changes", 200, 30), ("workers", 200, 50)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    print(f"facefleet WebSocket fan-out benchmark on {describe(machine_info())}")
     with tempfile.TemporaryDirectory(prefix="facefleet-ws-bench-") as tmp:
         workdir = Path(tmp)
-        bare = asyncio.run(bare_run(args, workdir))
-        ours, rate = asyncio.run(facefleet_run(args, workdir))
-    b, o = summary(bare), summary(ours)
+        bare = asyncio.run(bare_run(args, workdir / "bare"))
+        ours, rate = asyncio.run(facefleet_run(args, workdir / "facefleet"))
+    b, o = latency_summary(bare), latency_summary(ours)
     print(f"{args.clients} WebSocket clients, {args.changes} camera assignments")
     print(
         f"heartbeat load: {args.workers} workers every {args.interval:g} s "
         f"(measured {rate:.0f} heartbeats/s at the control plane)"
     )
-    print(f"{'':24}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
-    print(f"{'bare Starlette':24}{b['p50']:10.1f}{b['p99']:10.1f}{b['max']:10.1f}")
-    print(f"{'facefleet':24}{o['p50']:10.1f}{o['p99']:10.1f}{o['max']:10.1f}")
-    print(f"ratio facefleet / bare (p99): {o['p99'] / b['p99']:.2f}")
-    verdict = "met" if o["p99"] < TARGET_P99_MS else "missed"
-    print(f"target p99 < {TARGET_P99_MS:.0f} ms: {verdict} ({o['p99']:.1f} ms)")
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "bare": b,
-                    "facefleet": o,
-                    "heartbeats_per_second": rate,
-                    "clients": args.clients,
-                    "changes": args.changes,
-                }
-            )
+    print(TABLE.header())
+    print(TABLE.row("bare Starlette", b["p50_ms"], b["p99_ms"], b["max_ms"]))
+    print(TABLE.row("facefleet", o["p50_ms"], o["p99_ms"], o["max_ms"]))
+    print(
+        TABLE.row(
+            "ratio facefleet / bare",
+            *(f"{ratio(o[k], b[k]):.2f}" for k in ("p50_ms", "p99_ms", "max_ms")),
         )
+    )
+    print(f"facefleet p99 {o['p99_ms']:.1f} ms ({targets.check('p99_ms', o['p99_ms'])})")
+    payload = {
+        "bare": b,
+        "facefleet": o,
+        "ratio_p99": ratio(o["p99_ms"], b["p99_ms"]),
+        "heartbeats_per_second": rate,
+        "clients": args.clients,
+        "changes": args.changes,
+        "workers": args.workers,
+    }
+    return cli.finish(targets, payload, args.json_path)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from facefleet.api.realtime.events import Event, Subscription
-from facefleet.api.realtime.redis_broker import WATCH_REFRESH, RedisEventBroker
+from facefleet.api.events.broker import Event, Subscription
+from facefleet.api.events.redis_broker import WATCH_REFRESH, RedisEventBroker
 from facefleet.api.storage.hot.redis import connect
 from tests.fixtures.private_services import PrivateRedis
 from tests.fixtures.services import REDIS_URL, create_redis_prefix, delete_redis_prefix

@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI
 
 from facefleet import __version__
+from facefleet.api.backends import build_backend
 from facefleet.api.background.flusher import Flusher
-from facefleet.api.background.leader import Leadership, RedisLeaderLock, SoleLeader, when_leading
+from facefleet.api.background.leader import when_leading
 from facefleet.api.background.loops import every
 from facefleet.api.background.reaper import Reaper
 from facefleet.api.background.recovery import rebuild_hot_store
@@ -26,17 +27,13 @@ from facefleet.api.health.router import router as health_router
 from facefleet.api.observability.metrics import HttpMetricsMiddleware, Metrics
 from facefleet.api.observability.router import router as metrics_router
 from facefleet.api.people.router import router as people_router
-from facefleet.api.realtime.events import EventBroker, MemoryEventBroker
-from facefleet.api.realtime.redis_broker import RedisEventBroker
 from facefleet.api.realtime.router import router as realtime_router
 from facefleet.api.security import PrincipalCache
 from facefleet.api.sightings.router import router as sightings_router
 from facefleet.api.state import AppState
 from facefleet.api.storage.db.engine import create_engine, create_sessionmaker
 from facefleet.api.storage.db.migrate import upgrade
-from facefleet.api.storage.hot.base import HotStore
-from facefleet.api.storage.hot.memory import MemoryHotStore
-from facefleet.api.storage.hot.redis import RedisHotStore
+from facefleet.api.tenants.router import router as tenants_router
 from facefleet.api.workers import heartbeat_route
 from facefleet.api.workers.legacy import router as legacy_router
 from facefleet.api.workers.router import router as workers_router
@@ -63,31 +60,6 @@ def is_upload_path(path: str) -> bool:
     return path == "/v1/recognize" or (path.startswith("/v1/people/") and path.endswith("/faces"))
 
 
-def create_hot_store(settings: Settings) -> HotStore:
-    if settings.redis_url:
-        # A record outlives many missed heartbeats, so only an abandoned one ever expires.
-        return RedisHotStore.from_url(
-            settings.redis_url,
-            prefix=settings.redis_prefix,
-            record_ttl=max(60.0, 10 * settings.lease_ttl),
-        )
-    return MemoryHotStore()
-
-
-def create_event_broker(hot: HotStore, metrics: Metrics) -> EventBroker:
-    if isinstance(hot, RedisHotStore):
-        return RedisEventBroker(hot.client, prefix=hot.prefix, on_drop=metrics.event_drops.inc)
-    return MemoryEventBroker(on_drop=metrics.event_drops.inc)
-
-
-def create_leadership(hot: HotStore, settings: Settings) -> Leadership:
-    """Who runs the reaper, the liveness flush and the stats digest: with Redis, the one
-    replica holding the leader lock; in-process, this process."""
-    if isinstance(hot, RedisHotStore):
-        return RedisLeaderLock(hot.client, f"{hot.prefix}leader", ttl=settings.leader_lock_ttl)
-    return SoleLeader()
-
-
 def create_app(
     settings: Settings | None = None, *, clock: Callable[[], float] | None = None
 ) -> FastAPI:
@@ -99,7 +71,8 @@ def create_app(
         engine = create_engine(settings.resolved_database_url)
         await upgrade(engine)
         metrics = Metrics()
-        hot = create_hot_store(settings)
+        backend = build_backend(settings, on_event_drop=metrics.event_drops.inc)
+        hot = backend.hot
         state = AppState(
             settings=settings,
             engine=engine,
@@ -108,13 +81,13 @@ def create_app(
             principals=PrincipalCache(settings.auth_cache_seconds),
             clock=clock or time.time,
             metrics=metrics,
-            events=create_event_broker(hot, metrics),
+            events=backend.events,
         )
         app.state.facefleet = state
         await state.events.start()
         if settings.bootstrap_default_tenant:
             await ensure_default_tenant(state)
-        leadership = create_leadership(hot, settings) if settings.run_background else None
+        leadership = backend.leadership if settings.run_background else None
         if leadership is None or await leadership.vacant():
             # No replica was running: a shared hot store kept records whose workers could
             # not heartbeat meanwhile; they get the same grace as those restored below.
@@ -186,14 +159,16 @@ def create_app(
     )
     # Outermost, so refused bodies and unhandled errors are timed too.
     app.add_middleware(HttpMetricsMiddleware)
+    # The heartbeat first: most requests are heartbeats, and routes are matched in order.
+    app.include_router(heartbeat_route.router)
     app.include_router(workers_router)
     app.include_router(realtime_router)
     app.include_router(cameras_router)
     app.include_router(people_router)
+    app.include_router(tenants_router)
     app.include_router(sightings_router)
     app.include_router(legacy_router)
+    app.include_router(heartbeat_route.legacy_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
-    # Ahead of every FastAPI route: see heartbeat_route for why.
-    app.router.routes.insert(0, heartbeat_route.route)
     return app

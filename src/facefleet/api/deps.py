@@ -15,8 +15,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from facefleet.api.errors import Forbidden, ServiceUnavailable, Unauthorized
 from facefleet.api.security import Principal, Role, hash_secret
 from facefleet.api.state import AppState
+from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.tenants.service import principal_for_key
 from facefleet.api.unit_of_work import UnitOfWork
+from facefleet.api.workers.identity import live_worker
+from facefleet.api.workers.paths import WORKER_ID_PATH
 
 
 async def get_state(request: Request) -> AppState:
@@ -125,3 +128,16 @@ WorkerSession = Annotated[
         description="Session token returned by registration; required with a worker key.",
     ),
 ]
+
+
+async def current_worker(
+    worker_id: Annotated[str, WORKER_ID_PATH],
+    principal: WorkerOrAdmin,
+    state: State,
+    session_token: WorkerSession = None,
+) -> LiveWorker:
+    return await live_worker(state, principal, worker_id, session_token)
+
+
+# The live worker named by the path, acting with its own session (or an admin).
+CurrentWorker = Annotated[LiveWorker, Depends(current_worker)]

@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from facefleet.api.config import Settings
+from facefleet.api.events.broker import EventBroker, MemoryEventBroker
+from facefleet.api.events.digest import StatsDigest
+from facefleet.api.events.snapshot_cache import SnapshotCache
 from facefleet.api.observability.metrics import Metrics
-from facefleet.api.people.versions import GalleryVersions
-from facefleet.api.realtime.digest import StatsDigest
-from facefleet.api.realtime.events import EventBroker, MemoryEventBroker
-from facefleet.api.realtime.snapshot_cache import SnapshotCache
 from facefleet.api.security import PrincipalCache
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.storage.pending_audit import PendingAudit
+from facefleet.api.tenants.gallery_versions import GalleryVersions
+from facefleet.face.loader import EngineLoader
 
 
 @dataclass
@@ -36,6 +37,8 @@ class AppState:
     # Command ids handed out in heartbeats, marked delivered by the flusher's next batch.
     delivered_commands: list[int] = field(default_factory=list)
     snapshots: SnapshotCache = field(default_factory=SnapshotCache)
+    # Enrollment and recognition photos (upsampled: enrollment photos vary in size).
+    face_engine: EngineLoader = field(default_factory=lambda: EngineLoader(upsample=1))
 
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
 

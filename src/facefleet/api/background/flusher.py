@@ -10,10 +10,10 @@ import logging
 
 from facefleet.api.background.leader import Leadership
 from facefleet.api.background.loops import outage
+from facefleet.api.clock import to_datetime
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, events_repo, workers_repo
 from facefleet.api.storage.hot.base import DirtyLiveness
-from facefleet.api.workers.service import to_datetime
 
 log = logging.getLogger(__name__)
 

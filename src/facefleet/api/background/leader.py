@@ -27,32 +27,12 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from facefleet.api.storage import lua
+
 log = logging.getLogger(__name__)
 
 # The leader stops counting on its lock this long before the lock could expire in Redis.
 SAFETY_MARGIN = 0.2
-
-# KEYS: lock, fence counter. ARGV: owner, ttl_ms. The token (or nil when the lock is held).
-_ACQUIRE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'NX', 'PX', ARGV[2])
-return token
-"""
-
-# KEYS: lock. ARGV: value, ttl_ms.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-"""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class LostLeadership(Exception):
@@ -125,9 +105,9 @@ class RedisLeaderLock:
         self._value: str | None = None
         self._valid_until = 0.0
         self._unreachable = False
-        self._acquire = client.register_script(_ACQUIRE)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._acquire = client.register_script(lua.script(__package__ or "", "leader_acquire"))
+        self._renew = client.register_script(lua.script(__package__ or "", "leader_renew"))
+        self._release = client.register_script(lua.script(__package__ or "", "leader_release"))
 
     @property
     def token(self) -> int | None:

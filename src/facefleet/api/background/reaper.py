@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from facefleet.api.background.leader import Leadership, LostLeadership, ensure_leading
 from facefleet.api.background.loops import outage
 from facefleet.api.background.recovery import rebuild_hot_store
-from facefleet.api.realtime.events import camera_released
+from facefleet.api.clock import to_datetime
+from facefleet.api.events.broker import camera_released
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, events_repo, leases_repo, workers_repo
 from facefleet.api.storage.hot.base import LiveWorker
-from facefleet.api.workers.service import to_datetime
 from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 log = logging.getLogger(__name__)

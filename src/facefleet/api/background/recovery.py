@@ -4,11 +4,11 @@ and again when a shared hot store lost its contents (a Redis restarted empty).""
 
 from __future__ import annotations
 
+from facefleet.api.clock import to_datetime
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, leases_repo, workers_repo
 from facefleet.api.storage.db.commands_repo import delivery
 from facefleet.api.storage.hot.base import LiveWorker
-from facefleet.api.workers.service import to_datetime
 from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from facefleet.api.cameras import schemas
+from facefleet.api.clock import to_datetime
 from facefleet.api.errors import CameraNotFound, Conflict
-from facefleet.api.realtime.events import camera_released
+from facefleet.api.events.broker import camera_released
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import cameras_repo, events_repo, leases_repo
-from facefleet.api.storage.db.models import Camera
+from facefleet.api.storage.db.models import Camera, Worker
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.unit_of_work import UnitOfWork
-from facefleet.api.workers.service import to_datetime
 from facefleet.protocol.source_urls import mask_source_url
 
 
@@ -115,7 +115,7 @@ class CameraService:
         if lease is None or lease.worker_pk is None:
             return
         holder_pk, epoch = lease.worker_pk, lease.epoch
-        holder = await uow.session.get(leases_repo.Worker, holder_pk)
+        holder = await uow.session.get(Worker, holder_pk)
         live = (
             await self.state.hot.get_worker(principal.tenant_id, holder.worker_id)
             if holder is not None

@@ -16,13 +16,11 @@ if TYPE_CHECKING:
     from facefleet.face.engine import Box, Face, FaceEngine
 
 # OpenCV, numpy and dlib are imported on first use, so the control plane starts (and
-# restarts) quickly; only the gallery routes need them.
+# restarts) quickly; only the gallery routes need them (the engine: AppState.face_engine).
 
 THUMBNAIL_SIZE = 96
 # HOG detection margin below which a detection does not count in an enrollment photo.
 ENROLL_MIN_SCORE = 0.5
-_engine: FaceEngine | None = None
-_engine_lock = asyncio.Lock()
 
 
 class UnprocessableImage(FacefleetError):
@@ -36,17 +34,6 @@ class EnrolledFace:
     embedding: npt.NDArray[np.float32]
     sharpness: float
     thumbnail: bytes
-
-
-async def engine() -> FaceEngine:
-    """One engine per process, loaded on first use (the models take a moment)."""
-    global _engine
-    async with _engine_lock:
-        if _engine is None:
-            from facefleet.face.engine import FaceEngine
-
-            _engine = await asyncio.to_thread(FaceEngine, upsample=1)
-        return _engine
 
 
 def decode(name: str, data: bytes, max_pixels: int) -> npt.NDArray[np.uint8]:
@@ -75,16 +62,16 @@ def thumbnail(image: npt.NDArray[np.uint8], box: Box) -> bytes:
 
 
 async def analyze(
-    name: str, data: bytes, max_pixels: int
+    engine: FaceEngine, name: str, data: bytes, max_pixels: int
 ) -> tuple[npt.NDArray[np.uint8], list[Face]]:
     image = await asyncio.to_thread(decode, name, data, max_pixels)
-    faces = await (await engine()).analyze_async(image)
+    faces = await engine.analyze_async(image)
     return image, faces
 
 
-async def enroll_one(name: str, data: bytes, max_pixels: int) -> EnrolledFace:
+async def enroll_one(engine: FaceEngine, name: str, data: bytes, max_pixels: int) -> EnrolledFace:
     """The single face of an enrollment photo; anything else is a 422 naming the file."""
-    image, found = await analyze(name, data, max_pixels)
+    image, found = await analyze(engine, name, data, max_pixels)
     # Upsampling finds small faces but also the odd weak false detection; an enrollment
     # photo's face is a clear one.
     faces = [f for f in found if f.score >= ENROLL_MIN_SCORE]

@@ -157,23 +157,3 @@ async def recognize(
 )
 async def gallery(principal: WorkerOrAdmin, state: State, uow: Uow) -> schemas.GalleryOut:
     return await GalleryService(state).gallery(uow, principal)
-
-
-@router.get(
-    "/v1/tenant/settings",
-    response_model=schemas.TenantSettingsOut,
-    responses=_errors(Forbidden),
-)
-async def tenant_settings(principal: Reader, state: State, uow: Uow) -> schemas.TenantSettingsOut:
-    return await GalleryService(state).settings(uow, principal)
-
-
-@router.patch(
-    "/v1/tenant/settings",
-    response_model=schemas.TenantSettingsOut,
-    responses=_errors(Forbidden),
-)
-async def update_tenant_settings(
-    body: schemas.TenantSettingsUpdate, principal: Admin, state: State, uow: Uow
-) -> schemas.TenantSettingsOut:
-    return await GalleryService(state).update_settings(uow, principal, body)

@@ -84,15 +84,3 @@ class RecognizeResponse(BaseModel):
     threshold: float
     gallery_version: int
     model: str
-
-
-class TenantSettingsOut(BaseModel):
-    tenant_id: str
-    name: str
-    match_threshold: float
-    gallery_version: int
-
-
-class TenantSettingsUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    match_threshold: float = Field(gt=0, le=2.0)

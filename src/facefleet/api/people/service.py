@@ -11,8 +11,9 @@ from facefleet.api.people import faces as face_work
 from facefleet.api.people import schemas
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
-from facefleet.api.storage.db import people_repo
+from facefleet.api.storage.db import people_repo, tenants_repo
 from facefleet.api.storage.db.models import FaceEmbedding, Person
+from facefleet.api.tenants.gallery_versions import gallery_changed
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.face.model import EMBEDDING_DIM, MODEL_NAME
 
@@ -65,15 +66,7 @@ class GalleryService:
         return person
 
     async def _edited(self, uow: UnitOfWork, principal: Principal) -> int:
-        version = await people_repo.bump_gallery_version(uow.session, principal.tenant_id)
-        tenant_id = principal.tenant_id
-
-        async def publish() -> None:
-            self.state.gallery_versions.set(tenant_id, version)
-            await self.state.events.publish(tenant_id, "gallery_changed", {"version": version})
-
-        uow.after_commit(publish)
-        return version
+        return await gallery_changed(self.state, uow, principal.tenant_id)
 
     async def create(
         self, uow: UnitOfWork, principal: Principal, req: schemas.PersonCreate
@@ -142,7 +135,10 @@ class GalleryService:
         """Add faces from photos: all of them, or none when one is refused (422)."""
         person = await self._person(uow, principal, person_id)
         max_pixels = self.state.settings.max_image_pixels
-        enrolled = [await face_work.enroll_one(name, data, max_pixels) for name, data in uploads]
+        engine = await self.state.face_engine.get()
+        enrolled = [
+            await face_work.enroll_one(engine, name, data, max_pixels) for name, data in uploads
+        ]
         rows = [
             FaceEmbedding(
                 tenant_id=principal.tenant_id,
@@ -186,7 +182,7 @@ class GalleryService:
         return face.thumbnail
 
     async def gallery(self, uow: UnitOfWork, principal: Principal) -> schemas.GalleryOut:
-        tenant = await people_repo.tenant(uow.session, principal.tenant_id)
+        tenant = await tenants_repo.tenant(uow.session, principal.tenant_id)
         rows = await people_repo.all_embeddings(uow.session, principal.tenant_id, MODEL_NAME)
         names = await people_repo.names(uow.session, principal.tenant_id)
         matrix = b"".join(emb for _, emb in rows)
@@ -208,7 +204,7 @@ class GalleryService:
         data: bytes,
         threshold: float | None,
     ) -> schemas.RecognizeResponse:
-        tenant = await people_repo.tenant(uow.session, principal.tenant_id)
+        tenant = await tenants_repo.tenant(uow.session, principal.tenant_id)
         limit = threshold if threshold is not None else tenant.match_threshold
         rows = await people_repo.all_embeddings(uow.session, principal.tenant_id, MODEL_NAME)
         names = await people_repo.names(uow.session, principal.tenant_id)
@@ -216,7 +212,9 @@ class GalleryService:
 
         from facefleet.face.gallery import Gallery
 
-        _, found = await face_work.analyze(name, data, self.state.settings.max_image_pixels)
+        _, found = await face_work.analyze(
+            await self.state.face_engine.get(), name, data, self.state.settings.max_image_pixels
+        )
         if rows:
             matrix = np.frombuffer(b"".join(e for _, e in rows), dtype="<f4").reshape(-1, 128)
             gallery = Gallery(matrix, [str(pid) for pid, _ in rows])
@@ -243,22 +241,3 @@ class GalleryService:
         return schemas.RecognizeResponse(
             faces=out, threshold=limit, gallery_version=tenant.gallery_version, model=MODEL_NAME
         )
-
-    async def settings(self, uow: UnitOfWork, principal: Principal) -> schemas.TenantSettingsOut:
-        tenant = await people_repo.tenant(uow.session, principal.tenant_id)
-        return schemas.TenantSettingsOut(
-            tenant_id=tenant.id,
-            name=tenant.name,
-            match_threshold=tenant.match_threshold,
-            gallery_version=tenant.gallery_version,
-        )
-
-    async def update_settings(
-        self, uow: UnitOfWork, principal: Principal, req: schemas.TenantSettingsUpdate
-    ) -> schemas.TenantSettingsOut:
-        tenant = await people_repo.tenant(uow.session, principal.tenant_id)
-        tenant.match_threshold = req.match_threshold
-        await uow.session.flush()
-        # Workers match with the threshold they loaded: a new one means a reload.
-        await self._edited(uow, principal)
-        return await self.settings(uow, principal)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
 from facefleet.api.deps import resolve_key
 from facefleet.api.errors import ServiceUnavailable
-from facefleet.api.realtime.events import Event, EventBroker, Subscription
+from facefleet.api.events.broker import Event, EventBroker, Subscription
 from facefleet.api.realtime.snapshot import build_snapshot
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState

@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any
 
 from facefleet.api.cameras.service import CameraService
-from facefleet.api.realtime.snapshot_cache import Built
+from facefleet.api.events.snapshot_cache import Built
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import cameras_repo

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from facefleet.api.deps import Reader, State, Uow, WorkerOrAdmin, WorkerSession
+from facefleet.api.deps import CurrentWorker, Reader, State, Uow, WorkerOrAdmin
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
 from facefleet.api.sightings import schemas
 from facefleet.api.sightings.service import SightingService
 from facefleet.api.storage.db.sightings_repo import SightingFilter
-from facefleet.api.workers.schemas import WORKER_ID_PATH
+from facefleet.api.workers.paths import WORKER_ID_PATH
 
 router = APIRouter(tags=["sightings"])
 
@@ -26,13 +26,13 @@ router = APIRouter(tags=["sightings"])
 )
 async def report_sightings(
     worker_id: Annotated[str, WORKER_ID_PATH],
+    live: CurrentWorker,
     body: schemas.SightingBatch,
     principal: WorkerOrAdmin,
     state: State,
     uow: Uow,
-    session_token: WorkerSession = None,
 ) -> schemas.SightingBatchResult:
-    return await SightingService(state).record(uow, principal, worker_id, session_token, body)
+    return await SightingService(state).record(uow, principal, live, body)
 
 
 @router.get("/v1/sightings", response_model=schemas.SightingPage, responses=_errors(Forbidden))

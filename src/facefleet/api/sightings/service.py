@@ -7,6 +7,7 @@ import binascii
 
 from sqlalchemy import select
 
+from facefleet.api.clock import to_datetime
 from facefleet.api.errors import FacefleetError, NotFound, StaleEpoch
 from facefleet.api.security import Principal
 from facefleet.api.sightings import schemas
@@ -14,8 +15,8 @@ from facefleet.api.state import AppState
 from facefleet.api.storage.db import sightings_repo
 from facefleet.api.storage.db.models import Camera, CameraLease, Sighting
 from facefleet.api.storage.db.sightings_repo import SightingFilter
+from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.unit_of_work import UnitOfWork
-from facefleet.api.workers.service import WorkerService, to_datetime
 
 
 class InvalidSighting(FacefleetError):
@@ -59,19 +60,18 @@ def sighting_out(
     )
 
 
-class SightingService(WorkerService):
+class SightingService:
     def __init__(self, state: AppState) -> None:
-        super().__init__(state)
+        self.state = state
 
     async def record(
         self,
         uow: UnitOfWork,
         principal: Principal,
-        worker_id: str,
-        session_token: str | None,
+        live: LiveWorker,
         batch: schemas.SightingBatch,
     ) -> schemas.SightingBatchResult:
-        live = await self.live_worker(principal, worker_id, session_token)
+        worker_id = live.worker_id
         session = uow.session
         # The lease row is locked so a reassignment cannot slip in between check and write.
         lease = await session.scalar(

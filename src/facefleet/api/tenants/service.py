@@ -67,9 +67,5 @@ async def principal_for_key(session: AsyncSession, key: str) -> Principal | None
     return Principal(tenant_id=row.tenant_id, role=Role(row.role), key_id=row.id)
 
 
-async def tenant_by_name(session: AsyncSession, name: str) -> Tenant | None:
-    return await session.scalar(select(Tenant).where(Tenant.name == name))
-
-
 async def any_tenant(session: AsyncSession) -> bool:
     return (await session.scalar(select(Tenant.id).limit(1))) is not None

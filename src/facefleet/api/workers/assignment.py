@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 
+from facefleet.api.clock import to_datetime
 from facefleet.api.errors import StaleEpoch
-from facefleet.api.realtime.events import camera_released
+from facefleet.api.events.broker import camera_released
 from facefleet.api.security import Principal
-from facefleet.api.storage.db import events_repo, leases_repo, people_repo
+from facefleet.api.state import AppState
+from facefleet.api.storage.db import events_repo, leases_repo, tenants_repo
 from facefleet.api.storage.db.models import Camera
+from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.api.workers import schemas
-from facefleet.api.workers.service import WorkerService, not_registered, to_datetime
+from facefleet.api.workers.identity import not_registered
 from facefleet.protocol.enums import WorkerStatus
 
 
@@ -31,9 +34,14 @@ def assignment_of(
     )
 
 
-class AssignmentService(WorkerService):
+class AssignmentService:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.hot = state.hot
+        self.settings = state.settings
+
     async def _threshold(self, uow: UnitOfWork, principal: Principal) -> float:
-        return (await people_repo.tenant(uow.session, principal.tenant_id)).match_threshold
+        return (await tenants_repo.tenant(uow.session, principal.tenant_id)).match_threshold
 
     def _nothing(self, reason: str) -> schemas.CameraRequestResponse:
         return schemas.CameraRequestResponse(
@@ -41,10 +49,10 @@ class AssignmentService(WorkerService):
         )
 
     async def request_camera(
-        self, uow: UnitOfWork, principal: Principal, worker_id: str, session_token: str | None
+        self, uow: UnitOfWork, principal: Principal, live: LiveWorker
     ) -> schemas.CameraRequestResponse:
         started = time.perf_counter()
-        live = await self.live_worker(principal, worker_id, session_token)
+        worker_id = live.worker_id
         if live.status in (WorkerStatus.draining, WorkerStatus.stopping):
             return self._nothing(f"worker is {live.status.value}: it takes no new cameras")
         session = uow.session
@@ -91,9 +99,9 @@ class AssignmentService(WorkerService):
         )
 
     async def current(
-        self, uow: UnitOfWork, principal: Principal, worker_id: str, session_token: str | None
+        self, uow: UnitOfWork, principal: Principal, live: LiveWorker
     ) -> schemas.CurrentAssignments:
-        live = await self.live_worker(principal, worker_id, session_token)
+        worker_id = live.worker_id
         rows = await leases_repo.held_with_cameras(uow.session, live.pk)
         threshold = await self._threshold(uow, principal)
         return schemas.CurrentAssignments(
@@ -108,11 +116,10 @@ class AssignmentService(WorkerService):
         self,
         uow: UnitOfWork,
         principal: Principal,
-        worker_id: str,
-        session_token: str | None,
+        live: LiveWorker,
         req: schemas.ReleaseRequest,
     ) -> schemas.ReleaseResponse:
-        live = await self.live_worker(principal, worker_id, session_token)
+        worker_id = live.worker_id
         session = uow.session
         now = to_datetime(self.state.clock())
         if not await leases_repo.release(session, req.camera_id, live.pk, req.epoch, now):

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from facefleet.api.clock import to_datetime
 from facefleet.api.errors import Conflict, NotFound
 from facefleet.api.security import Principal
+from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, workers_repo
 from facefleet.api.storage.db.commands_repo import delivery
 from facefleet.api.storage.db.models import Command, Worker
+from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.api.workers import schemas
-from facefleet.api.workers.service import WorkerService, not_registered, to_datetime
+from facefleet.api.workers.identity import not_registered
 
 
 class CommandNotFound(NotFound):
@@ -35,7 +38,11 @@ def command_out(command: Command, worker_id: str) -> schemas.CommandOut:
     )
 
 
-class CommandService(WorkerService):
+class CommandService:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.hot = state.hot
+
     async def _worker(self, uow: UnitOfWork, principal: Principal, worker_id: str) -> Worker:
         row = await workers_repo.get(uow.session, principal.tenant_id, worker_id)
         if row is None:
@@ -104,12 +111,11 @@ class CommandService(WorkerService):
         self,
         uow: UnitOfWork,
         principal: Principal,
-        worker_id: str,
-        session_token: str | None,
+        live: LiveWorker,
         command_id: int,
         req: schemas.CommandAck,
     ) -> schemas.CommandOut:
-        live = await self.live_worker(principal, worker_id, session_token)
+        worker_id = live.worker_id
         command = await commands_repo.get(uow.session, live.pk, command_id)
         if command is None:
             raise CommandNotFound(f"worker {worker_id!r} has no command {command_id}")

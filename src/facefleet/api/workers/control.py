@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+from facefleet.api.clock import to_datetime
 from facefleet.api.errors import Conflict, Forbidden
-from facefleet.api.realtime.events import camera_released
+from facefleet.api.events.broker import camera_released
 from facefleet.api.security import Principal, Role
+from facefleet.api.state import AppState
 from facefleet.api.storage.db import events_repo, leases_repo, workers_repo
+from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.api.workers import schemas
-from facefleet.api.workers.service import WorkerService, not_registered, to_datetime
+from facefleet.api.workers.identity import not_registered
 from facefleet.protocol.enums import WorkerStatus
 
 GRACEFUL_DEADLINE = 30.0
 
 
-class ControlService(WorkerService):
+class ControlService:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.hot = state.hot
+        self.settings = state.settings
+
     async def shutdown_signal(
         self,
         uow: UnitOfWork,
         principal: Principal,
-        worker_id: str,
-        session_token: str | None,
+        live: LiveWorker,
         req: schemas.ShutdownSignal,
     ) -> schemas.ShutdownResponse:
-        live = await self.live_worker(principal, worker_id, session_token)
+        worker_id = live.worker_id
         tenant_id = principal.tenant_id
         now = self.state.clock()
         session = uow.session
@@ -99,11 +106,11 @@ class ControlService(WorkerService):
         )
 
     async def set_draining(
-        self, uow: UnitOfWork, principal: Principal, worker_id: str, draining: bool
+        self, uow: UnitOfWork, principal: Principal, live: LiveWorker, draining: bool
     ) -> schemas.ControlResponse:
         if not principal.is_admin:
             raise Forbidden("draining a worker needs an admin key")
-        live = await self.live_worker(principal, worker_id, None)
+        worker_id = live.worker_id
         if live.status == WorkerStatus.stopping:
             raise Conflict(f"worker {worker_id!r} is stopping; it cannot be drained or undrained")
         status = WorkerStatus.draining if draining else WorkerStatus.online

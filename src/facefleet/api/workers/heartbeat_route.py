@@ -1,31 +1,40 @@
-"""``POST /v1/workers/{worker_id}/heartbeat`` as a plain Starlette route.
+"""``POST /v1/workers/{worker_id}/heartbeat``, defined once, served by straight-line code.
 
 The heartbeat is most of the control plane's traffic (a fleet of N workers sends N/2 per
 second), and FastAPI's per-request dependency solving and response re-validation cost several
-times the heartbeat's own work. This route does the same checks in straight-line code: the same
-key and session checks, the same request model, the same errors (raised here, rendered by the
-app's handlers). The FastAPI route of the same path, registered after it, documents it in
-OpenAPI and is never reached.
+times the heartbeat's own work. So the route is declared like every other (its signature and
+models make its OpenAPI entry) but ``HeartbeatRoute`` answers it with ``serve``: the same key
+and session checks, the same request model, the same errors (raised here, rendered by the
+app's handlers). The deprecated path of the seed is the same route with the legacy headers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
 
-from facefleet.api.deps import authenticate, check_worker_or_admin
+from facefleet.api.deps import State, WorkerOrAdmin, WorkerSession, authenticate
+from facefleet.api.deps import check_worker_or_admin as check_role
+from facefleet.api.errors import Forbidden, NotFound
+from facefleet.api.errors import error_responses as _errors
 from facefleet.api.state import AppState
-from facefleet.api.workers import schemas
+from facefleet.api.workers.legacy import LegacyRoute
+from facefleet.api.workers.paths import WorkerPath
 from facefleet.api.workers.service import WorkerService
+from facefleet.protocol.ids import WorkerId
+from facefleet.protocol.workers import HeartbeatRequest, HeartbeatResponse
 
 PATH = "/v1/workers/{worker_id}/heartbeat"
-_worker_id = TypeAdapter(schemas.WorkerId)
+LEGACY_PATH = "/v1/registry/workers/{worker_id}/heartbeat"
+_worker_id = TypeAdapter(WorkerId)
+# No body, or JSON null, is a heartbeat without metrics (as ``body: ... | None = None``).
 _EMPTY_BODIES = (b"", b"null")
 
 
@@ -37,11 +46,9 @@ def _invalid(exc: ValidationError, *where: str | int) -> RequestValidationError:
     return RequestValidationError(errors)
 
 
-async def heartbeat(request: Request) -> Response:
+async def serve(request: Request) -> Response:
     state: AppState = request.app.state.facefleet
-    principal = check_worker_or_admin(
-        await authenticate(state, request.headers.get("authorization"))
-    )
+    principal = check_role(await authenticate(state, request.headers.get("authorization")))
     try:
         worker_id = _worker_id.validate_python(request.path_params["worker_id"])
     except ValidationError as exc:
@@ -49,9 +56,9 @@ async def heartbeat(request: Request) -> Response:
     body = (await request.body()).strip()
     try:
         req = (
-            schemas.HeartbeatRequest()
+            HeartbeatRequest()
             if body in _EMPTY_BODIES
-            else schemas.HeartbeatRequest.model_validate_json(body)
+            else HeartbeatRequest.model_validate_json(body)
         )
     except ValidationError as exc:
         raise _invalid(exc, "body") from exc
@@ -61,14 +68,48 @@ async def heartbeat(request: Request) -> Response:
     return Response(result.model_dump_json(), media_type="application/json")
 
 
-class _LabelledRoute(Route):
-    """Names itself in the scope as FastAPI's routes do, for the HTTP metrics' route label."""
+class HeartbeatRoute(APIRoute):
+    """Documented from the endpoint's signature, answered by ``serve``."""
 
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is not Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return serve
 
 
-route = _LabelledRoute(PATH, heartbeat, methods=["POST"], name="worker_heartbeat")
+class LegacyHeartbeatRoute(LegacyRoute, HeartbeatRoute):
+    """The seed's path: the same answers, with the deprecation headers."""
+
+
+router = APIRouter(tags=["workers"], route_class=HeartbeatRoute)
+legacy_router = APIRouter(tags=["legacy"], deprecated=True, route_class=LegacyHeartbeatRoute)
+
+
+async def heartbeat(
+    worker_id: WorkerPath,
+    principal: WorkerOrAdmin,
+    state: State,
+    body: HeartbeatRequest | None = None,
+    session_token: WorkerSession = None,
+) -> HeartbeatResponse:
+    """The parameters and answer of the heartbeat, for OpenAPI: HeartbeatRoute answers the
+    route with ``serve`` and never calls this function."""
+    raise RuntimeError("the heartbeat is served by heartbeat_route.serve")
+
+
+router.add_api_route(
+    PATH,
+    heartbeat,
+    methods=["POST"],
+    name="worker_heartbeat",
+    response_model=HeartbeatResponse,
+    responses=_errors(Forbidden, NotFound),
+    summary="Renew liveness and leases; learn what to do next",
+)
+legacy_router.add_api_route(
+    LEGACY_PATH,
+    heartbeat,
+    methods=["POST"],
+    name="legacy_heartbeat",
+    response_model=HeartbeatResponse,
+    responses=_errors(Forbidden, NotFound),
+    summary="Deprecated: use POST /v1/workers/{worker_id}/heartbeat",
+)

@@ -16,17 +16,16 @@ from fastapi.routing import APIRoute
 from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Receive, Scope, Send
 
-from facefleet.api.deps import Reader, State, Uow, WorkerOrAdmin, WorkerSession
+from facefleet.api.deps import CurrentWorker, Reader, State, Uow, WorkerOrAdmin
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
 from facefleet.api.observability.metrics import metrics_of
 from facefleet.api.workers import schemas
 from facefleet.api.workers.assignment import AssignmentService
+from facefleet.api.workers.paths import WorkerPath
 from facefleet.api.workers.queries import WorkerQueries
 from facefleet.api.workers.service import WorkerService
 from facefleet.protocol.enums import WorkerStatus
-
-WorkerPath = Annotated[str, schemas.WORKER_ID_PATH]
 
 # Old path template -> successor template.
 SUCCESSORS = {
@@ -76,24 +75,6 @@ async def legacy_register(
     return await WorkerService(state).register(uow, principal, body)
 
 
-@router.post(
-    "/v1/registry/workers/{worker_id}/heartbeat",
-    response_model=schemas.HeartbeatResponse,
-    responses=_errors(Forbidden, NotFound),
-    summary="Deprecated: use POST /v1/workers/{worker_id}/heartbeat",
-)
-async def legacy_heartbeat(
-    worker_id: WorkerPath,
-    principal: WorkerOrAdmin,
-    state: State,
-    body: schemas.HeartbeatRequest | None = None,
-    session_token: WorkerSession = None,
-) -> schemas.HeartbeatResponse:
-    return await WorkerService(state).heartbeat(
-        principal, worker_id, session_token, body or schemas.HeartbeatRequest()
-    )
-
-
 @router.get(
     "/v1/registry/workers",
     response_model=schemas.WorkerPage,
@@ -122,9 +103,9 @@ async def legacy_list_workers(
 )
 async def legacy_request_camera(
     worker_id: WorkerPath,
+    live: CurrentWorker,
     principal: WorkerOrAdmin,
     state: State,
     uow: Uow,
-    session_token: WorkerSession = None,
 ) -> schemas.CameraRequestResponse:
-    return await AssignmentService(state).request_camera(uow, principal, worker_id, session_token)
+    return await AssignmentService(state).request_camera(uow, principal, live)

@@ -7,18 +7,24 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from facefleet.api.clock import to_datetime
 from facefleet.api.security import Principal
+from facefleet.api.state import AppState
 from facefleet.api.storage.db import cameras_repo, events_repo, leases_repo, workers_repo
 from facefleet.api.storage.db.models import Worker
 from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.workers import schemas
-from facefleet.api.workers.service import WorkerService, lease_infos, not_registered, to_datetime
+from facefleet.api.workers.identity import lease_infos, not_registered
 from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 HISTORY_LIMIT = 100
 
 
-class WorkerQueries(WorkerService):
+class WorkerQueries:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.hot = state.hot
+
     def _merge(
         self, row: Worker, live: LiveWorker | None, held: list[leases_repo.HeldLease], now: float
     ) -> schemas.WorkerOut:

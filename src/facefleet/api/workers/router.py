@@ -7,19 +7,25 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from facefleet.api.background.reaper import Reaper
-from facefleet.api.deps import Admin, Reader, State, Uow, WorkerOrAdmin, WorkerSession
+from facefleet.api.deps import (
+    Admin,
+    CurrentWorker,
+    Reader,
+    State,
+    Uow,
+    WorkerOrAdmin,
+    WorkerSession,
+)
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
 from facefleet.api.workers import schemas
 from facefleet.api.workers.assignment import AssignmentService
 from facefleet.api.workers.commands import CommandService
 from facefleet.api.workers.control import ControlService
+from facefleet.api.workers.paths import WorkerPath
 from facefleet.api.workers.queries import WorkerQueries
 from facefleet.api.workers.service import WorkerService
 from facefleet.protocol.enums import WorkerStatus
-
-WorkerPath = Annotated[str, schemas.WORKER_ID_PATH]
-
 
 router = APIRouter(prefix="/v1/workers", tags=["workers"])
 
@@ -105,26 +111,6 @@ async def deregister(
     return await WorkerService(state).deregister(uow, principal, worker_id, session_token)
 
 
-# Served by workers/heartbeat_route.py, registered ahead of this route; this one documents
-# the heartbeat in OpenAPI and answers the same way if the lean route is ever removed.
-@router.post(
-    "/{worker_id}/heartbeat",
-    response_model=schemas.HeartbeatResponse,
-    responses=_errors(Forbidden, NotFound),
-    summary="Renew liveness and leases; learn what to do next",
-)
-async def heartbeat(
-    worker_id: WorkerPath,
-    principal: WorkerOrAdmin,
-    state: State,
-    body: schemas.HeartbeatRequest | None = None,
-    session_token: WorkerSession = None,
-) -> schemas.HeartbeatResponse:
-    return await WorkerService(state).heartbeat(
-        principal, worker_id, session_token, body or schemas.HeartbeatRequest()
-    )
-
-
 @router.post(
     "/{worker_id}/camera/request",
     response_model=schemas.CameraRequestResponse,
@@ -133,12 +119,12 @@ async def heartbeat(
 )
 async def request_camera(
     worker_id: WorkerPath,
+    live: CurrentWorker,
     principal: WorkerOrAdmin,
     state: State,
     uow: Uow,
-    session_token: WorkerSession = None,
 ) -> schemas.CameraRequestResponse:
-    return await AssignmentService(state).request_camera(uow, principal, worker_id, session_token)
+    return await AssignmentService(state).request_camera(uow, principal, live)
 
 
 @router.get(
@@ -148,12 +134,12 @@ async def request_camera(
 )
 async def current_camera(
     worker_id: WorkerPath,
+    live: CurrentWorker,
     principal: WorkerOrAdmin,
     state: State,
     uow: Uow,
-    session_token: WorkerSession = None,
 ) -> schemas.CurrentAssignments:
-    return await AssignmentService(state).current(uow, principal, worker_id, session_token)
+    return await AssignmentService(state).current(uow, principal, live)
 
 
 @router.post(
@@ -164,13 +150,13 @@ async def current_camera(
 )
 async def release_camera(
     worker_id: WorkerPath,
+    live: CurrentWorker,
     body: schemas.ReleaseRequest,
     principal: WorkerOrAdmin,
     state: State,
     uow: Uow,
-    session_token: WorkerSession = None,
 ) -> schemas.ReleaseResponse:
-    return await AssignmentService(state).release(uow, principal, worker_id, session_token, body)
+    return await AssignmentService(state).release(uow, principal, live, body)
 
 
 @router.post(
@@ -181,14 +167,14 @@ async def release_camera(
 )
 async def shutdown_signal(
     worker_id: WorkerPath,
+    live: CurrentWorker,
     principal: WorkerOrAdmin,
     state: State,
     uow: Uow,
     body: schemas.ShutdownSignal | None = None,
-    session_token: WorkerSession = None,
 ) -> schemas.ShutdownResponse:
     return await ControlService(state).shutdown_signal(
-        uow, principal, worker_id, session_token, body or schemas.ShutdownSignal()
+        uow, principal, live, body or schemas.ShutdownSignal()
     )
 
 
@@ -199,9 +185,9 @@ async def shutdown_signal(
     summary="Take no new cameras and hand the current ones over one by one",
 )
 async def drain(
-    worker_id: WorkerPath, principal: Admin, state: State, uow: Uow
+    worker_id: WorkerPath, live: CurrentWorker, principal: Admin, state: State, uow: Uow
 ) -> schemas.ControlResponse:
-    return await ControlService(state).set_draining(uow, principal, worker_id, True)
+    return await ControlService(state).set_draining(uow, principal, live, True)
 
 
 @router.post(
@@ -210,9 +196,9 @@ async def drain(
     responses=_errors(Forbidden, NotFound, Conflict),
 )
 async def undrain(
-    worker_id: WorkerPath, principal: Admin, state: State, uow: Uow
+    worker_id: WorkerPath, live: CurrentWorker, principal: Admin, state: State, uow: Uow
 ) -> schemas.ControlResponse:
-    return await ControlService(state).set_draining(uow, principal, worker_id, False)
+    return await ControlService(state).set_draining(uow, principal, live, False)
 
 
 @router.post(
@@ -273,13 +259,11 @@ async def get_command(
 )
 async def ack_command(
     worker_id: WorkerPath,
+    live: CurrentWorker,
     command_id: int,
     body: schemas.CommandAck,
     principal: WorkerOrAdmin,
     state: State,
     uow: Uow,
-    session_token: WorkerSession = None,
 ) -> schemas.CommandOut:
-    return await CommandService(state).ack(
-        uow, principal, worker_id, session_token, command_id, body
-    )
+    return await CommandService(state).ack(uow, principal, live, command_id, body)

@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from facefleet.protocol.commands import CommandAck as CommandAck
 from facefleet.protocol.commands import CommandType
 from facefleet.protocol.enums import DesiredState as DesiredState
 from facefleet.protocol.enums import WorkerStatus as WorkerStatus
-from facefleet.protocol.ids import WORKER_ID_PATTERN
 from facefleet.protocol.ids import WorkerId as WorkerId
 from facefleet.protocol.workers import Assignment as Assignment
 from facefleet.protocol.workers import CameraRequestResponse as CameraRequestResponse
@@ -78,9 +76,6 @@ class CleanupChange(BaseModel):
 class CleanupResponse(BaseModel):
     dry_run: bool
     changes: list[CleanupChange]
-
-
-WORKER_ID_PATH = Path(pattern=WORKER_ID_PATTERN, description="The worker's WORKER_ID.")
 
 
 CommandStatus = Literal["pending", "delivered", "acked", "failed", "expired"]

@@ -6,10 +6,9 @@ Ownership changes are written to the database and, once committed, to the hot st
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from facefleet.api.errors import Forbidden, WorkerIdInUse, WorkerNotFound
-from facefleet.api.realtime.events import camera_released
+from facefleet.api.clock import to_datetime
+from facefleet.api.errors import Forbidden, WorkerIdInUse
+from facefleet.api.events.broker import camera_released
 from facefleet.api.security import Principal, Role, hash_secret, new_session_token
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, events_repo, leases_repo, workers_repo
@@ -19,27 +18,8 @@ from facefleet.api.storage.hot.base import LiveWorker, SessionMismatch
 from facefleet.api.storage.pending_audit import AuditEntry
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.api.workers import schemas
+from facefleet.api.workers.identity import check_session, lease_infos, not_registered
 from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
-
-
-def to_datetime(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-def not_registered(worker_id: str) -> WorkerNotFound:
-    return WorkerNotFound(
-        f"worker {worker_id!r} is not registered or was declared offline; "
-        "register again with POST /v1/workers/register"
-    )
-
-
-def lease_infos(worker: LiveWorker, now: float) -> list[schemas.LeaseInfo]:
-    valid = worker.is_live and worker.deadline > now
-    expires_in = max(0.0, worker.deadline - now)
-    return [
-        schemas.LeaseInfo(camera_id=cid, epoch=epoch, valid=valid, expires_in=expires_in)
-        for cid, epoch in sorted(worker.leases.items())
-    ]
 
 
 class WorkerService:
@@ -47,28 +27,6 @@ class WorkerService:
         self.state = state
         self.hot = state.hot
         self.settings = state.settings
-
-    # -- identity -----------------------------------------------------------------------
-
-    async def live_worker(
-        self, principal: Principal, worker_id: str, session_token: str | None
-    ) -> LiveWorker:
-        """The caller's live record; a worker key may act only with its own session."""
-        worker = await self.hot.get_worker(principal.tenant_id, worker_id)
-        if worker is None or not worker.is_live:
-            raise not_registered(worker_id)
-        self.check_session(principal, worker, session_token)
-        return worker
-
-    @staticmethod
-    def check_session(principal: Principal, worker: LiveWorker, token: str | None) -> None:
-        if principal.role != Role.worker:
-            return
-        if not token or hash_secret(token) != worker.session_hash:
-            raise Forbidden(
-                f"this worker key is not acting as {worker.worker_id!r}: send the session token "
-                "from its registration in X-Worker-Session"
-            )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -257,7 +215,7 @@ class WorkerService:
         tenant_id = principal.tenant_id
         live = await self.hot.get_worker(tenant_id, worker_id)
         if live is not None:
-            self.check_session(principal, live, session_token)
+            check_session(principal, live, session_token)
         elif principal.role == Role.worker:
             raise not_registered(worker_id)
         session = uow.session

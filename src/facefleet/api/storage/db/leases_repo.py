@@ -7,12 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facefleet.api.storage.db.models import Camera, CameraLease, CameraRequiredLabel, Worker
-
-__all__ = ["HeldLease", "Worker"]
 
 
 @dataclass(frozen=True)
@@ -154,14 +152,3 @@ async def held_with_cameras(
         .order_by(Camera.id)
     )
     return [(camera, lease) for camera, lease in rows]
-
-
-async def count_held(session: AsyncSession, worker_pks: Sequence[int]) -> dict[int, int]:
-    if not worker_pks:
-        return {}
-    rows = await session.execute(
-        select(CameraLease.worker_pk, func.count())
-        .where(CameraLease.worker_pk.in_(list(worker_pks)))
-        .group_by(CameraLease.worker_pk)
-    )
-    return {pk: n for pk, n in rows if pk is not None}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facefleet.api.storage.db.models import FaceEmbedding, Person, Tenant
+from facefleet.api.storage.db.models import FaceEmbedding, Person
 
 
 async def get(session: AsyncSession, tenant_id: str, person_id: int) -> Person | None:
@@ -71,22 +71,3 @@ async def names(session: AsyncSession, tenant_id: str) -> dict[int, str]:
         select(Person.id, Person.name).where(Person.tenant_id == tenant_id)
     )
     return {pid: name for pid, name in rows}
-
-
-async def bump_gallery_version(session: AsyncSession, tenant_id: str) -> int:
-    await session.execute(
-        update(Tenant)
-        .where(Tenant.id == tenant_id)
-        .values(gallery_version=Tenant.gallery_version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    return await gallery_version(session, tenant_id)
-
-
-async def gallery_version(session: AsyncSession, tenant_id: str) -> int:
-    version = await session.scalar(select(Tenant.gallery_version).where(Tenant.id == tenant_id))
-    return int(version or 0)
-
-
-async def tenant(session: AsyncSession, tenant_id: str) -> Tenant:
-    return await session.get_one(Tenant, tenant_id)

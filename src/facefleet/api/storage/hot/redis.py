@@ -41,6 +41,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from facefleet.api.storage import lua
 from facefleet.api.storage.hot.base import (
     DirtyLiveness,
     HeartbeatOutcome,
@@ -49,7 +50,7 @@ from facefleet.api.storage.hot.base import (
     SweepResult,
     worker_key,
 )
-from facefleet.protocol.enums import WorkerStatus
+from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 DEFAULT_PREFIX = "facefleet:"
 SOCKET_TIMEOUT = 2.0
@@ -57,301 +58,6 @@ SOCKET_TIMEOUT = 2.0
 RATE_BUCKET_TTL = 120.0
 _LEASE = "lease:"
 
-# Helpers shared by the scripts. LIVE mirrors base.LIVE_STATUSES. Every script gets the
-# prefix as ARGV[1]; scripts about one worker get its member name as ARGV[2] and the record
-# expiry (ms) as ARGV[3].
-_PRELUDE = """
-local LIVE = {online = true, suspect = true, draining = true, stopping = true}
-local P = ARGV[1]
-
-local function fmt(number)
-  return string.format('%.17g', number)
-end
-
-local function split(member)
-  local tenant, worker = string.match(member, '^(.*)/([^/]*)$')
-  return tenant, worker
-end
-
-local function has_leases(key)
-  for _, name in ipairs(redis.call('HKEYS', key)) do
-    if string.sub(name, 1, 6) == 'lease:' then return true end
-  end
-  return false
-end
-
--- Bring the indexes in line with the record (or its absence), and set its expiry: a
--- record lives record_ms past its last write, except an offline one that still holds
--- leases, which the reaper retries releasing until the database accepts it.
-local function reindex(member, record_ms)
-  local key = P .. 'w:' .. member
-  local f = redis.call('HMGET', key, 'status', 'deadline', 'stop_deadline', 'last_seen')
-  local status = f[1]
-  if not status then
-    local tenant, worker = split(member)
-    local idx = P .. 'idx:' .. tenant
-    redis.call('ZREM', P .. 'due', member)
-    redis.call('ZREM', P .. 'quiet', member)
-    redis.call('SREM', P .. 'offline', member)
-    redis.call('SREM', P .. 'draining', member)
-    redis.call('SREM', idx, worker)
-    if redis.call('SCARD', idx) == 0 then redis.call('SREM', P .. 'tenants', tenant) end
-    return false
-  end
-  if LIVE[status] then
-    local due = tonumber(f[2])
-    if f[3] then due = math.min(due, tonumber(f[3])) end
-    redis.call('ZADD', P .. 'due', fmt(due), member)
-  else
-    redis.call('ZREM', P .. 'due', member)
-  end
-  if status == 'online' then
-    redis.call('ZADD', P .. 'quiet', f[4], member)
-  else
-    redis.call('ZREM', P .. 'quiet', member)
-  end
-  if status == 'offline' then
-    redis.call('SADD', P .. 'offline', member)
-  else
-    redis.call('SREM', P .. 'offline', member)
-  end
-  if status == 'draining' then
-    redis.call('SADD', P .. 'draining', member)
-  else
-    redis.call('SREM', P .. 'draining', member)
-  end
-  if status == 'offline' and has_leases(key) then
-    redis.call('PERSIST', key)
-  else
-    redis.call('PEXPIRE', key, record_ms)
-  end
-  return true
-end
-
-local function dirty(member, record_ms)
-  redis.call('SADD', P .. 'dirty', member)
-  redis.call('PEXPIRE', P .. 'dirty', record_ms)
-end
-"""
-
-# ARGV: prefix, member, record_ms, only_if_absent, worker_id, tenant_id, field, value, ...
-_PUT = """
-local member, key = ARGV[2], P .. 'w:' .. ARGV[2]
-if ARGV[4] == '1' and redis.call('EXISTS', key) == 1 then return 0 end
-redis.call('DEL', key, P .. 'pending:' .. member)
-redis.call('HSET', key, unpack(ARGV, 7))
-redis.call('SADD', P .. 'idx:' .. ARGV[6], ARGV[5])
-redis.call('SADD', P .. 'tenants', ARGV[6])
-reindex(member, ARGV[3])
-return 1
-"""
-
-# ARGV: prefix, member, record_ms, only_if_offline.
-_REMOVE = """
-local member, key = ARGV[2], P .. 'w:' .. ARGV[2]
-if ARGV[4] == '1' then
-  local status = redis.call('HGET', key, 'status')
-  if status and status ~= 'offline' then return 0 end
-end
-redis.call('DEL', key, P .. 'pending:' .. member)
-redis.call('SREM', P .. 'dirty', member)
-reindex(member, ARGV[3])
-return 1
-"""
-
-# ARGV: prefix, member, record_ms, now, ttl, has_metrics, metrics, session_hash, rate_ms,
-# second. The hot path: the indexes are updated directly (a live worker stays live).
-_HEARTBEAT = """
-local member, key = ARGV[2], P .. 'w:' .. ARGV[2]
-local f = redis.call('HMGET', key, 'status', 'session_hash', 'deadline', 'stop_deadline')
-local status = f[1]
-if not status or not LIVE[status] then return false end
-if ARGV[8] ~= '' and f[2] ~= ARGV[8] then return 'mismatch' end
-local now = tonumber(ARGV[4])
-local recovered = '0'
-if status == 'suspect' then
-  status = 'online'
-  redis.call('HSET', key, 'status', status)
-  recovered = '1'
-end
-local deadline = math.max(tonumber(f[3]), now + tonumber(ARGV[5]))
-redis.call('HSET', key, 'last_seen', ARGV[4], 'deadline', fmt(deadline))
-local touched = ''
-if ARGV[6] == '1' then
-  redis.call('HSET', key, 'metrics', ARGV[7])
-  touched = ARGV[7]
-end
-redis.call('PEXPIRE', key, ARGV[3])
-local due = deadline
-if f[4] then due = math.min(due, tonumber(f[4])) end
-redis.call('ZADD', P .. 'due', fmt(due), member)
-if status == 'online' then redis.call('ZADD', P .. 'quiet', ARGV[4], member) end
-dirty(member, ARGV[3])
-local rate = P .. 'rate:' .. ARGV[10]
-redis.call('INCR', rate)
-redis.call('PEXPIRE', rate, ARGV[9])
-local tenant, worker = split(member)
-redis.call('HSET', P .. 'touched:' .. tenant, worker, touched)
-redis.call('PEXPIRE', P .. 'touched:' .. tenant, ARGV[3])
-redis.call('SADD', P .. 'touched', tenant)
-redis.call('PEXPIRE', P .. 'touched', ARGV[3])
-local pending = P .. 'pending:' .. member
-local items = redis.call('LRANGE', pending, 0, -1)
-if #items > 0 then redis.call('DEL', pending) end
-return {recovered, redis.call('HGETALL', key), items}
-"""
-
-# ARGV: prefix, member, record_ms, status, desired_state ('' keeps it), has_stop,
-# stop_deadline, has_mode, stop_mode.
-_SET_STATUS = """
-local member, key = ARGV[2], P .. 'w:' .. ARGV[2]
-if redis.call('EXISTS', key) == 0 then return false end
-redis.call('HSET', key, 'status', ARGV[4])
-if ARGV[5] ~= '' then redis.call('HSET', key, 'desired_state', ARGV[5]) end
-if ARGV[6] == '1' then
-  redis.call('HSET', key, 'stop_deadline', ARGV[7])
-  if ARGV[8] == '1' then
-    redis.call('HSET', key, 'stop_mode', ARGV[9])
-  else
-    redis.call('HDEL', key, 'stop_mode')
-  end
-end
-reindex(member, ARGV[3])
-dirty(member, ARGV[3])
-return redis.call('HGETALL', key)
-"""
-
-# ARGV: prefix, member, record_ms, field, epoch ('' drops the lease).
-_LEASE_SCRIPT = """
-local member, key = ARGV[2], P .. 'w:' .. ARGV[2]
-if redis.call('EXISTS', key) == 0 then return 0 end
-if ARGV[5] == '' then
-  redis.call('HDEL', key, ARGV[4])
-else
-  redis.call('HSET', key, ARGV[4], ARGV[5])
-end
-reindex(member, ARGV[3])
-return 1
-"""
-
-# ARGV: prefix, now, suspect_after, record_ms, slack, limit. Only workers whose deadline
-# passed or whose last heartbeat is older than suspect_after (plus a little slack, so the
-# exact test below decides) are looked at, at most ``limit`` of each per pass.
-_SWEEP = """
-local now = tonumber(ARGV[2])
-local suspect_after = tonumber(ARGV[3])
-local record_ms = ARGV[4]
-local out = {}
-local limit = tonumber(ARGV[6])
-local due = redis.call('ZRANGEBYSCORE', P .. 'due', '-inf', ARGV[2], 'LIMIT', 0, limit)
-for _, member in ipairs(due) do
-  local key = P .. 'w:' .. member
-  local f = redis.call('HMGET', key, 'status', 'deadline', 'stop_deadline')
-  local status = f[1]
-  if status and LIVE[status] then
-    local overdue = f[3] and now >= tonumber(f[3])
-    if now >= tonumber(f[2]) or overdue then
-      redis.call('HSET', key, 'status', 'offline')
-      dirty(member, record_ms)
-      out[#out + 1] = {'expired', status, redis.call('HGETALL', key)}
-    end
-  end
-  reindex(member, record_ms)
-end
-local bound = fmt(now - suspect_after + tonumber(ARGV[5]))
-local quiet = redis.call('ZRANGEBYSCORE', P .. 'quiet', '-inf', bound, 'LIMIT', 0, limit)
-for _, member in ipairs(quiet) do
-  local key = P .. 'w:' .. member
-  local f = redis.call('HMGET', key, 'status', 'last_seen')
-  if f[1] == 'online' and now - tonumber(f[2]) >= suspect_after then
-    redis.call('HSET', key, 'status', 'suspect')
-    dirty(member, record_ms)
-    out[#out + 1] = {'suspect', 'online', redis.call('HGETALL', key)}
-    reindex(member, record_ms)
-  elseif f[1] ~= 'online' then
-    reindex(member, record_ms)
-  end
-end
-return out
-"""
-
-# ARGV: prefix, record_ms, now, ttl.
-_EXTEND_GRACE = """
-local now = tonumber(ARGV[3])
-local count = 0
-for _, member in ipairs(redis.call('ZRANGE', P .. 'due', 0, -1)) do
-  local key = P .. 'w:' .. member
-  local f = redis.call('HMGET', key, 'status', 'deadline')
-  if f[1] and LIVE[f[1]] then
-    if f[1] == 'suspect' then redis.call('HSET', key, 'status', 'online') end
-    local deadline = math.max(tonumber(f[2]), now + tonumber(ARGV[4]))
-    redis.call('HSET', key, 'last_seen', ARGV[3], 'deadline', fmt(deadline))
-    dirty(member, ARGV[2])
-    count = count + 1
-  end
-  reindex(member, ARGV[2])
-end
-return count
-"""
-
-# ARGV: prefix, tenant ('' for every tenant). Their records.
-_LIST = """
-local tenants
-if ARGV[2] ~= '' then tenants = {ARGV[2]} else tenants = redis.call('SMEMBERS', P .. 'tenants') end
-local out = {}
-for _, tenant in ipairs(tenants) do
-  local idx = P .. 'idx:' .. tenant
-  for _, worker in ipairs(redis.call('SMEMBERS', idx)) do
-    local record = redis.call('HGETALL', P .. 'w:' .. tenant .. '/' .. worker)
-    if #record > 0 then
-      out[#out + 1] = record
-    else
-      redis.call('SREM', idx, worker)
-    end
-  end
-  if redis.call('SCARD', idx) == 0 then redis.call('SREM', P .. 'tenants', tenant) end
-end
-return out
-"""
-
-# ARGV: prefix, record_ms, index set ('offline' or 'draining'). Its records holding leases.
-_LIST_HOLDING = """
-local out = {}
-for _, member in ipairs(redis.call('SMEMBERS', P .. ARGV[3])) do
-  local key = P .. 'w:' .. member
-  if redis.call('HGET', key, 'status') == ARGV[3] then
-    if has_leases(key) then out[#out + 1] = redis.call('HGETALL', key) end
-  else
-    reindex(member, ARGV[2])
-  end
-end
-return out
-"""
-
-# ARGV: prefix.
-_TAKE_DIRTY = """
-local members = redis.call('SMEMBERS', P .. 'dirty')
-redis.call('DEL', P .. 'dirty')
-local out = {}
-for _, member in ipairs(members) do
-  local f = redis.call('HMGET', P .. 'w:' .. member, 'pk', 'last_seen', 'status', 'metrics')
-  if f[1] then out[#out + 1] = f end
-end
-return out
-"""
-
-# ARGV: prefix.
-_TAKE_TOUCHED = """
-local tenants = redis.call('SMEMBERS', P .. 'touched')
-redis.call('DEL', P .. 'touched')
-local out = {}
-for _, tenant in ipairs(tenants) do
-  local key = P .. 'touched:' .. tenant
-  out[#out + 1] = {tenant, redis.call('HGETALL', key)}
-  redis.call('DEL', key)
-end
-return out
-"""
 
 # One sweep changes at most this many workers of each kind (the rest wait for the next
 # pass), so a fleet expiring at once never blocks Redis for long.
@@ -449,20 +155,23 @@ class RedisHotStore:
         self._record_ms = str(max(1, round(record_ttl * 1000)))
         self._rate_ms = str(round(RATE_BUCKET_TTL * 1000))
 
-        def script(body: str) -> Any:
-            return client.register_script(_PRELUDE + body)
+        live = ", ".join(f"{status.value} = true" for status in sorted(LIVE_STATUSES))
+        prelude = f"local LIVE = {{{live}}}\n" + lua.script(__package__ or "", "prelude")
 
-        self._put = script(_PUT)
-        self._remove = script(_REMOVE)
-        self._heartbeat = script(_HEARTBEAT)
-        self._set_status = script(_SET_STATUS)
-        self._lease = script(_LEASE_SCRIPT)
-        self._sweep = script(_SWEEP)
-        self._list = script(_LIST)
-        self._extend_grace = script(_EXTEND_GRACE)
-        self._list_holding = script(_LIST_HOLDING)
-        self._take_dirty = script(_TAKE_DIRTY)
-        self._take_touched = script(_TAKE_TOUCHED)
+        def script(name: str) -> Any:
+            return client.register_script(prelude + lua.script(__package__ or "", name))
+
+        self._put = script("put")
+        self._remove = script("remove")
+        self._heartbeat = script("heartbeat")
+        self._set_status = script("set_status")
+        self._lease = script("lease")
+        self._sweep = script("sweep")
+        self._list = script("list")
+        self._extend_grace = script("extend_grace")
+        self._list_holding = script("list_holding")
+        self._take_dirty = script("take_dirty")
+        self._take_touched = script("take_touched")
 
     @classmethod
     def from_url(

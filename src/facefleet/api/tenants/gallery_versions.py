@@ -11,10 +11,15 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from facefleet.api.storage.db import people_repo
+from facefleet.api.storage.db import tenants_repo
+from facefleet.api.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from facefleet.api.state import AppState
 
 log = logging.getLogger(__name__)
 FIRST_READ_TIMEOUT = 1.0
@@ -54,10 +59,22 @@ class GalleryVersions:
     async def _read(self, tenant_id: str) -> int:
         try:
             async with self._sessions() as session:
-                version = await people_repo.gallery_version(session, tenant_id)
+                version = await tenants_repo.gallery_version(session, tenant_id)
                 await session.rollback()
         except Exception as exc:
             log.debug("gallery version of %s not refreshed: %s", tenant_id, exc)
             raise
         self.set(tenant_id, version)
         return version
+
+
+async def gallery_changed(state: AppState, uow: UnitOfWork, tenant_id: str) -> int:
+    """Bump the tenant's gallery version (workers reload their gallery when it changes)."""
+    version = await tenants_repo.bump_gallery_version(uow.session, tenant_id)
+
+    async def publish() -> None:
+        state.gallery_versions.set(tenant_id, version)
+        await state.events.publish(tenant_id, "gallery_changed", {"version": version})
+
+    uow.after_commit(publish)
+    return version

@@ -25,8 +25,8 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from facefleet.api.realtime.events import CLIENT_QUEUE, REPLAY_BUFFER, Event, Subscription
-from facefleet.api.storage.hot.redis import DEFAULT_PREFIX
+from facefleet.api.events.broker import CLIENT_QUEUE, REPLAY_BUFFER, Event, Subscription
+from facefleet.api.storage import lua
 
 log = logging.getLogger(__name__)
 
@@ -35,22 +35,6 @@ WATCH_REFRESH = 1.0
 WATCH_TTL = 5.0
 START_TIMEOUT = 5.0
 
-# KEYS: counter, stream, channel. ARGV: payload, maxlen.
-_PUBLISH = """
-local seq = redis.call('INCR', KEYS[1])
-if seq == 1 then
-  -- A new counter continues after the stream if one survived it.
-  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-  if #last > 0 then
-    seq = tonumber(string.match(last[1][1], '^%d+')) + 1
-    redis.call('SET', KEYS[1], seq)
-  end
-end
-local id = string.format('%d', seq)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0', 'e', ARGV[1])
-redis.call('PUBLISH', KEYS[3], id .. ' ' .. ARGV[1])
-return seq
-"""
 
 StreamEntry = tuple[str, dict[str, str]]
 
@@ -70,7 +54,7 @@ class RedisEventBroker:
         self,
         client: aioredis.Redis,
         *,
-        prefix: str = DEFAULT_PREFIX,
+        prefix: str,
         client_queue: int = CLIENT_QUEUE,
         replay_buffer: int = REPLAY_BUFFER,
         on_drop: Callable[[], None] | None = None,
@@ -88,7 +72,7 @@ class RedisEventBroker:
         self._watch_changed = asyncio.Event()
         self._listening = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._publish = client.register_script(_PUBLISH)
+        self._publish = client.register_script(lua.script(__package__ or "", "publish"))
 
     # -- keys -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from facefleet.api.realtime.events import EventBroker
+from facefleet.api.events.broker import EventBroker
 from facefleet.api.storage.hot.base import HotStore
 
 

@@ -1,0 +1,42 @@
+"""The backend bundle: what choosing the in-process mode or Redis decides, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from facefleet.api.background.leader import Leadership, RedisLeaderLock, SoleLeader
+from facefleet.api.config import Settings
+from facefleet.api.events.broker import EventBroker, MemoryEventBroker
+from facefleet.api.events.redis_broker import RedisEventBroker
+from facefleet.api.storage.hot.base import HotStore
+from facefleet.api.storage.hot.memory import MemoryHotStore
+from facefleet.api.storage.hot.redis import RedisHotStore, connect
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The hot store, the event broker and the leader election of one deployment mode."""
+
+    hot: HotStore
+    events: EventBroker
+    # Who runs the reaper, the liveness flush and the stats digest: with Redis, the one
+    # replica holding the leader lock; in-process, this process.
+    leadership: Leadership
+    shared: bool  # several replicas may share it
+
+
+def build_backend(settings: Settings, *, on_event_drop: Callable[[], None]) -> Backend:
+    if not settings.redis_url:
+        return Backend(
+            MemoryHotStore(), MemoryEventBroker(on_drop=on_event_drop), SoleLeader(), False
+        )
+    client = connect(settings.redis_url)
+    prefix = settings.redis_prefix
+    return Backend(
+        # A record outlives many missed heartbeats, so only an abandoned one ever expires.
+        RedisHotStore(client, prefix=prefix, record_ttl=max(60.0, 10 * settings.lease_ttl)),
+        RedisEventBroker(client, prefix=prefix, on_drop=on_event_drop),
+        RedisLeaderLock(client, f"{prefix}leader", ttl=settings.leader_lock_ttl),
+        True,
+    )

@@ -136,6 +136,13 @@ async def test_scripted_sequence_arrives_in_order_and_only_for_its_tenant(
         rest = await events_until(ws, "deregistered")
 
     events = stats + rest
+    # The leader publishes camera states on its own schedule: checked apart from the order.
+    states = [e["data"] for e in events if e["kind"] == "camera_state"]
+    assert states and all(s["camera_id"] == cam for s in states)
+    assert states[0]["state"] == "starting" and states[0]["worker_id"] == "a-1"
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(start + 1, start + 1 + len(events)))
+    events = [e for e in events if e["kind"] != "camera_state"]
     kinds = [e["kind"] for e in events]
     assert kinds == [
         "registered",
@@ -145,8 +152,6 @@ async def test_scripted_sequence_arrives_in_order_and_only_for_its_tenant(
         "camera_released",
         "deregistered",
     ]
-    seqs = [e["seq"] for e in events]
-    assert seqs == list(range(start + 1, start + 1 + len(events)))
     assert all(e["data"].get("worker_id") == "a-1" for e in events if e["kind"] != "stats")
     assert events[1]["data"] == {"worker_id": "a-1", "camera_id": cam, "epoch": 1}
     assert events[2]["data"]["metrics"] == {"a-1": {"fps": 7.5}}

@@ -64,9 +64,10 @@ async def scripted_run(hot: HotStore) -> list[Any]:
     def note(label: str, value: Any) -> None:
         trace.append((label, value))
 
-    await hot.put_worker(live("a", 1, leases={10: 1}))
+    note("put", await hot.put_worker(live("a", 1, leases={10: 1})))
     await hot.put_worker(live("b", 2))
     await hot.put_worker(live("c", 3, tenant_id="t2", labels=[]))
+    note("put again", await hot.put_worker(live("a", 1, leases={10: 1})))
     note("restore existing", await hot.restore_worker(live("a", 1, session_hash="other")))
     note("restore new", await hot.restore_worker(live("d", 4)))
     note("get", await hot.get_worker("t1", "a"))
@@ -74,10 +75,19 @@ async def scripted_run(hot: HotStore) -> list[Any]:
     note("list t1", await hot.list_workers("t1"))
     note("list all", await hot.list_workers())
 
-    await hot.push_pending("t1", "a", {"id": 1, "type": "ping"})
-    await hot.push_pending("t1", "a", {"id": 2, "type": "reload"})
+    note("command", await hot.add_command("t1", "a", {"id": 1, "type": "ping"}))
+    note("command again", await hot.add_command("t1", "a", {"id": 1, "type": "ping"}))
+    note("command 2", await hot.add_command("t1", "a", {"id": 2, "type": "reload"}))
+    note("command unknown", await hot.add_command("t1", "nobody", {"id": 3, "type": "x"}))
     note("beat", await hot.heartbeat("t1", "a", now=T0 + 1, ttl=TTL, metrics={"fps": 4.5}))
-    note("beat again", await hot.heartbeat("t1", "a", now=T0 + 1.5, ttl=TTL, metrics=None))
+    await hot.remove_command("t1", "a", 1)
+    streams = [{"camera_id": 10, "epoch": 1, "state": "streaming", "fps": 5.0}]
+    note(
+        "beat again",
+        await hot.heartbeat("t1", "a", now=T0 + 1.5, ttl=TTL, metrics=None, streams=streams),
+    )
+    note("delivered", await hot.take_delivered())
+    note("delivered again", await hot.take_delivered())
     try:
         await hot.heartbeat("t1", "a", now=T0 + 2, ttl=TTL, metrics=None, session_hash="wrong")
     except SessionMismatch:
@@ -96,10 +106,16 @@ async def scripted_run(hot: HotStore) -> list[Any]:
     note("rate", await hot.heartbeat_rate(now=T0 + 3))
     note("rate narrow", await hot.heartbeat_rate(now=T0 + 2.5, window=1.0))
 
-    await hot.add_lease("t1", "b", 11, 3)
-    await hot.add_lease("t1", "b", 12, 4)
-    await hot.drop_lease("t1", "b", 12)
-    await hot.add_lease("t1", "nobody", 13, 1)
+    note("add", await hot.add_lease("t1", "b", 11, 3, now=T0 + 2))
+    note("add 2", await hot.add_lease("t1", "b", 12, 4, now=T0 + 2))
+    note("add again", await hot.add_lease("t1", "b", 12, 4, now=T0 + 2))
+    note("drop", await hot.drop_lease("t1", "b", 12, now=T0 + 2))
+    note("drop absent", await hot.drop_lease("t1", "b", 12, now=T0 + 2))
+    note("add unknown", await hot.add_lease("t1", "nobody", 13, 1, now=T0 + 2))
+    note("set", await hot.set_leases("t1", "b", {11: 3, 14: 2}, now=T0 + 2.1))
+    note("set same", await hot.set_leases("t1", "b", {11: 3, 14: 2}, now=T0 + 2.2))
+    note("set unknown", await hot.set_leases("t1", "nobody", {}, now=T0 + 2.2))
+    note("commands set", await hot.set_commands("t1", "b", [{"id": 7, "type": "snapshot"}]))
     note("leases", (await hot.get_worker("t1", "b")))
     note("drain", await hot.set_status("t1", "b", WorkerStatus.draining, "drain"))
     note("draining", await hot.draining_with_leases())
@@ -125,7 +141,7 @@ async def scripted_run(hot: HotStore) -> list[Any]:
     await hot.put_worker(live("c", 3, tenant_id="t2", last_seen=T0 + 8, deadline=T0 + 14))
     await hot.remove_worker("t2", "c", only_if_offline=True)
     note("kept re-registered", await hot.get_worker("t2", "c"))
-    await hot.drop_lease("t1", "a", 10)
+    await hot.drop_lease("t1", "a", 10, now=T0 + 8)
     await hot.remove_worker("t1", "a", only_if_offline=True)
     note("removed offline", await hot.get_worker("t1", "a"))
     await hot.remove_worker("t1", "d")
@@ -144,10 +160,10 @@ async def test_same_answers_as_the_in_process_store(store: RedisHotStore) -> Non
         assert have == want, label
 
 
-async def test_concurrent_heartbeats_pop_each_pending_item_once(store: RedisHotStore) -> None:
+async def test_commands_are_handed_out_until_acknowledged(store: RedisHotStore) -> None:
     await store.put_worker(live("w", 1))
     for i in range(20):
-        await store.push_pending("t1", "w", {"id": i})
+        await store.add_command("t1", "w", {"id": i})
     beats = [T0 + 1 + i / 100 for i in range(40)]
     outcomes = await asyncio.gather(
         *(
@@ -155,12 +171,31 @@ async def test_concurrent_heartbeats_pop_each_pending_item_once(store: RedisHotS
             for i, now in enumerate(beats)
         )
     )
-    delivered = [item["id"] for outcome in outcomes if outcome for item in outcome.pending]
-    assert sorted(delivered) == list(range(20))  # each item exactly once
+    # At least once: every heartbeat carries every command not yet acknowledged.
+    for outcome in outcomes:
+        assert outcome is not None and sorted(outcome.worker.commands) == list(range(20))
+    assert await store.take_delivered() == list(range(20))
+    for i in range(0, 20, 2):
+        await store.remove_command("t1", "w", i)
+    after = await store.heartbeat("t1", "w", now=T0 + 2, ttl=TTL, metrics=None)
+    assert after is not None and sorted(after.worker.commands) == list(range(1, 20, 2))
     worker = await store.get_worker("t1", "w")
     assert worker is not None
-    assert worker.deadline == max(beats) + TTL  # renewals never move the deadline back
-    assert await store.heartbeat_rate(now=T0 + 2) == 40 / 10
+    assert worker.deadline == T0 + 2 + TTL  # renewals never move the deadline back
+    assert await store.heartbeat_rate(now=T0 + 3) == 41 / 10
+
+
+async def test_every_lease_change_moves_the_generation_forward(store: RedisHotStore) -> None:
+    first = await store.put_worker(live("w", 1))
+    seen = [first]
+    for i in range(5):
+        seen.append(await store.add_lease("t1", "w", i, 1, now=T0) or 0)
+    seen.append(await store.set_leases("t1", "w", {0: 2}, now=T0) or 0)
+    seen.append(await store.drop_lease("t1", "w", 0, now=T0) or 0)
+    # Registering again starts a record whose generation is newer still.
+    seen.append(await store.put_worker(live("w", 1)))
+    assert seen == sorted(set(seen)), seen
+    assert await store.set_leases("t1", "w", {}, now=T0) == seen[-1]  # no change, no move
 
 
 async def test_a_heartbeat_racing_the_sweep_is_either_renewed_or_refused(
@@ -182,7 +217,7 @@ async def test_a_heartbeat_racing_the_sweep_is_either_renewed_or_refused(
 
 async def test_a_mismatched_session_renews_nothing(store: RedisHotStore) -> None:
     await store.put_worker(live("w", 1))
-    await store.push_pending("t1", "w", {"id": 1})
+    await store.add_command("t1", "w", {"id": 1})
     with pytest.raises(SessionMismatch):
         await store.heartbeat("t1", "w", now=T0 + 3, ttl=TTL, metrics={}, session_hash="x")
     worker = await store.get_worker("t1", "w")
@@ -191,12 +226,12 @@ async def test_a_mismatched_session_renews_nothing(store: RedisHotStore) -> None
     outcome = await store.heartbeat(
         "t1", "w", now=T0 + 3, ttl=TTL, metrics={}, session_hash="session-w"
     )
-    assert outcome is not None and outcome.pending == [{"id": 1}]
+    assert outcome is not None and outcome.worker.commands == {1: {"id": 1}}
 
 
 async def test_restore_never_overwrites_a_registration(store: RedisHotStore) -> None:
     fresh = live("w", 1, session_hash="new")
-    await store.put_worker(fresh)
+    fresh.generation = await store.put_worker(fresh)
     results = await asyncio.gather(
         *(store.restore_worker(live("w", 1, session_hash="old")) for _ in range(10))
     )
@@ -218,11 +253,12 @@ async def test_every_key_expires_except_indexes_and_the_reapers_retry_queue(
 ) -> None:
     await store.put_worker(live("a", 1, leases={10: 1}))
     await store.put_worker(live("b", 2))
-    await store.push_pending("t1", "b", {"id": 1})
+    await store.add_command("t1", "b", {"id": 1})
     await store.heartbeat("t1", "a", now=T0 + 1, ttl=TTL, metrics={"fps": 1.0})
+    await store.heartbeat("t1", "b", now=T0 + 1, ttl=TTL, metrics=None)
     await store.mark_restored()
     keys = await ttls(store)
-    for key in ("w:t1/a", "w:t1/b", "pending:t1/b", "dirty", "touched", "touched:t1"):
+    for key in ("w:t1/a", "w:t1/b", "cmd:t1/b", "delivered", "dirty", "touched", "touched:t1"):
         assert 50 < keys[key] <= 60, (key, keys[key])
     assert 100 < keys[f"rate:{int(T0 + 1)}"] <= 120
     # Index sets lose members whose record expired at the next sweep or listing; the marker
@@ -236,7 +272,7 @@ async def test_every_key_expires_except_indexes_and_the_reapers_retry_queue(
     assert keys["w:t1/a"] == -1
     assert 50 < keys["w:t1/b"] <= 60  # offline without leases: expires
     # ... until the database released the lease.
-    await store.drop_lease("t1", "a", 10)
+    await store.drop_lease("t1", "a", 10, now=T0 + 100)
     assert 50 < (await ttls(store))["w:t1/a"] <= 60
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from facefleet.demo.video import make_demo_video
 from facefleet.face.engine import Box, Face
+from facefleet.worker.local_store import LocalStore
 from facefleet.worker.pipeline.face_processor import (
     FaceCameraRunner,
     FaceProcessor,
@@ -23,7 +24,7 @@ from facefleet.worker.pipeline.face_processor import (
     QualityGate,
 )
 from facefleet.worker.pipeline.gallery_store import GalleryError, GalleryStore, decode_gallery
-from facefleet.worker.pipeline.reporter import SightingReporter
+from facefleet.worker.pipeline.reporter import SightingOutbox
 from facefleet.worker.pipeline.source import Frame, FrameSource
 from facefleet.worker.worker_client import (
     ConnectionFailed,
@@ -121,7 +122,7 @@ def make_processor(
     config: FaceProcessorConfig | None = None,
     store: GalleryStore | None = None,
 ) -> FaceProcessor:
-    reporter = SightingReporter(cp, 1, 1, lambda camera, epoch: None, flush_interval=60)
+    reporter = SightingOutbox(LocalStore(":memory:"), cp).reporter(1, 1)
     return FaceProcessor(
         engine,
         store or GalleryStore(cp.get_gallery, MODEL),

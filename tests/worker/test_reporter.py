@@ -1,14 +1,17 @@
-"""The sighting reporter against a scripted API: batching, retries, bounds and stale epochs."""
+"""The sighting outbox against a scripted API: durable batches in order, retries, restarts
+and stale epochs."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from facefleet.worker.pipeline.reporter import SightingReporter
+from facefleet.worker.local_store import LocalStore
+from facefleet.worker.pipeline.reporter import SightingOutbox
 from facefleet.worker.worker_client import (
     ApiError,
     ConnectionFailed,
@@ -68,139 +71,146 @@ def stale_epoch() -> StaleEpoch:
 
 
 async def eventually(check: Callable[[], bool], within: float = 3.0) -> None:
-    await until(check, within, "the reporter")
+    await until(check, within, "the outbox")
+
+
+def outbox(api: FakeApi, stale: StaleCalls | None = None, **options: float) -> SightingOutbox:
+    return SightingOutbox(LocalStore(":memory:"), api, stale, **options)  # type: ignore[arg-type]
+
+
+async def running(box: SightingOutbox) -> asyncio.Task[None]:
+    return asyncio.create_task(box.run())
 
 
 async def test_a_batch_carries_the_camera_and_epoch_and_the_latest_of_each_track() -> None:
     api = FakeApi()
-    reporter = SightingReporter(api, CAMERA, EPOCH, StaleCalls(), flush_interval=60)
-    reporter.submit(sighting("t-1", frames=1))
-    reporter.submit(sighting("t-2"))
-    reporter.submit(sighting("t-1", frames=4))  # an update replaces the waiting report
-    assert reporter.pending == 2
-    assert await reporter.flush()
-    [(camera_id, epoch, batch)] = api.calls
-    assert (camera_id, epoch) == (CAMERA, EPOCH)
-    assert [(s.track_id, s.frames) for s in batch] == [("t-2", 1), ("t-1", 4)]
-    assert (reporter.accepted, reporter.pending) == (2, 0)
-    await reporter.aclose()
+    box = outbox(api)
+    box.submit(CAMERA, EPOCH, sighting("t1", frames=1))
+    box.submit(CAMERA, EPOCH, sighting("t2"))
+    box.submit(CAMERA, EPOCH, sighting("t1", frames=7))  # replaces the waiting t1, goes last
+    assert await box.flush()
+    [(camera, epoch, batch)] = api.calls
+    assert (camera, epoch) == (CAMERA, EPOCH)
+    assert [(s.track_id, s.frames) for s in batch] == [("t2", 1), ("t1", 7)]
+    assert box.accepted[CAMERA, EPOCH] == 2 and box.store.waiting() == 0
 
 
-async def test_large_backlogs_go_in_batches_of_max_batch() -> None:
+async def test_batches_keep_to_one_camera_and_epoch_in_order_and_to_max_batch() -> None:
     api = FakeApi()
-    reporter = SightingReporter(api, CAMERA, EPOCH, StaleCalls(), flush_interval=60, max_batch=3)
-    for i in range(7):
-        reporter.submit(sighting(f"t-{i}"))
-    assert await reporter.flush()
-    assert [len(batch) for batch in api.sent()] == [3, 3, 1]
-    assert reporter.accepted == 7
-    await reporter.aclose()
+    box = outbox(api, max_batch=2)
+    box.submit(CAMERA, EPOCH, sighting("a"))
+    box.submit(CAMERA, EPOCH, sighting("b"))
+    box.submit(CAMERA, EPOCH, sighting("c"))
+    box.submit(9, 1, sighting("x"))
+    box.submit(CAMERA, EPOCH + 1, sighting("d"))
+    assert await box.flush()
+    assert [(c, e, [s.track_id for s in b]) for c, e, b in api.calls] == [
+        (CAMERA, EPOCH, ["a", "b"]),
+        (CAMERA, EPOCH, ["c"]),
+        (9, 1, ["x"]),
+        (CAMERA, EPOCH + 1, ["d"]),
+    ]
 
 
-async def test_the_background_loop_posts_after_the_flush_interval() -> None:
+async def test_the_background_loop_sends_what_is_submitted() -> None:
     api = FakeApi()
-    reporter = SightingReporter(api, CAMERA, EPOCH, StaleCalls(), flush_interval=0.05)
-    reporter.submit(sighting("t-1"))
-    await eventually(lambda: reporter.accepted == 1)
-    await reporter.aclose()
+    box = outbox(api, flush_interval=60)
+    task = await running(box)
+    try:
+        box.submit(CAMERA, EPOCH, sighting("t1"))
+        await eventually(lambda: api.sent() == [["t1"]])
+    finally:
+        task.cancel()
 
 
-async def test_a_full_batch_is_posted_without_waiting_for_the_interval() -> None:
-    api = FakeApi()
-    reporter = SightingReporter(api, CAMERA, EPOCH, StaleCalls(), flush_interval=60, max_batch=2)
-    reporter.submit(sighting("t-1"))
-    reporter.submit(sighting("t-2"))
-    await eventually(lambda: reporter.accepted == 2, within=1.0)
-    await reporter.aclose()
-
-
-async def test_stale_epoch_drops_everything_and_asks_to_stop_the_stream() -> None:
-    api = FakeApi(script=[stale_epoch()])
-    stale = StaleCalls()
-    reporter = SightingReporter(api, CAMERA, EPOCH, stale, flush_interval=0.01)
-    reporter.submit(sighting("t-1"))
-    reporter.submit(sighting("t-2"))
-    await eventually(lambda: reporter.stale)
-    assert stale.seen == [(CAMERA, EPOCH)]
-    assert (reporter.pending, reporter.dropped, reporter.accepted) == (0, 2, 0)
-    reporter.submit(sighting("t-3"))  # nothing more is sent for this epoch
-    await asyncio.sleep(0.05)
-    await reporter.aclose()
-    assert len(api.calls) == 1 and reporter.dropped == 3
-    assert stale.seen == [(CAMERA, EPOCH)]
-
-
-async def test_connection_errors_keep_the_batch_and_retry() -> None:
-    down = ConnectionFailed("control plane unreachable")
-    api = FakeApi(script=[down, down])
-    reporter = SightingReporter(
-        api, CAMERA, EPOCH, StaleCalls(), flush_interval=0.01, retry_initial=0.01
-    )
-    reporter.submit(sighting("t-1"))
-    await eventually(lambda: reporter.accepted == 1)
-    assert api.sent() == [["t-1"]] * 3
-    assert (reporter.failures, reporter.dropped) == (2, 0)
-    await reporter.aclose()
+async def test_connection_errors_keep_the_sightings_and_retry_in_order() -> None:
+    failure = ConnectionFailed("control plane unreachable")
+    api = FakeApi(script=[failure, failure])
+    box = outbox(api, retry_initial=0.01, retry_max=0.02)
+    task = await running(box)
+    try:
+        box.submit(CAMERA, EPOCH, sighting("t1"))
+        box.submit(CAMERA, EPOCH, sighting("t2"))
+        await eventually(lambda: box.accepted[CAMERA, EPOCH] == 2)
+        assert api.sent() == [["t1", "t2"]] * 3 and box.failures == 2
+    finally:
+        task.cancel()
 
 
 async def test_server_errors_are_retried_too() -> None:
-    api = FakeApi(script=[ApiError(500, "InternalError", "boom")])
-    reporter = SightingReporter(
-        api, CAMERA, EPOCH, StaleCalls(), flush_interval=0.01, retry_initial=0.01
-    )
-    reporter.submit(sighting("t-1"))
-    await eventually(lambda: reporter.accepted == 1)
-    await reporter.aclose()
+    api = FakeApi(script=[ApiError(500, "HTTPError", "boom")])
+    box = outbox(api)
+    box.submit(CAMERA, EPOCH, sighting("t1"))
+    assert not await box.flush()
+    assert box.store.waiting() == 1 and "boom" in box.last_error
+    assert await box.flush()
+    assert box.accepted[CAMERA, EPOCH] == 1
 
 
-async def test_the_backlog_is_bounded_while_the_control_plane_is_away() -> None:
-    api = FakeApi(script=[ConnectionFailed("down")] * 100)
-    reporter = SightingReporter(
-        api, CAMERA, EPOCH, StaleCalls(), flush_interval=60, max_batch=2, max_pending=3
-    )
-    for i in range(5):
-        reporter.submit(sighting(f"t-{i}"))
-    assert (reporter.pending, reporter.dropped) == (3, 2)
-    assert not await reporter.flush()
-    assert api.sent()[-1] == ["t-2", "t-3"]  # the oldest were dropped
-    await reporter.aclose(timeout=0.1)
-    assert reporter.pending == 0
+async def test_a_stale_epoch_drops_that_epoch_only_and_asks_to_stop_its_stream() -> None:
+    stale = StaleCalls()
+    api = FakeApi(script=[stale_epoch()])
+    box = outbox(api, stale)
+    box.submit(CAMERA, EPOCH, sighting("old-1"))
+    box.submit(CAMERA, EPOCH, sighting("old-2"))
+    box.submit(CAMERA, EPOCH + 1, sighting("new"))
+    assert await box.flush()
+    assert stale.seen == [(CAMERA, EPOCH)]
+    assert box.dropped[CAMERA, EPOCH] == 2
+    assert api.sent() == [["old-1", "old-2"], ["new"]]  # the newer epoch still goes out
+    box.submit(CAMERA, EPOCH, sighting("late"))  # nothing more is queued for a stale epoch
+    assert box.store.waiting() == 0 and box.dropped[CAMERA, EPOCH] == 3
 
 
 async def test_a_refused_batch_is_dropped_not_retried() -> None:
-    api = FakeApi(script=[ApiError(422, "ValidationError", "bad sighting")])
-    reporter = SightingReporter(api, CAMERA, EPOCH, StaleCalls(), flush_interval=60)
-    reporter.submit(sighting("t-1"))
-    assert await reporter.flush()
-    assert (reporter.dropped, reporter.accepted, len(api.calls)) == (1, 0, 1)
-    await reporter.aclose()
+    api = FakeApi(script=[ApiError(422, "ValidationError", "bad")])
+    box = outbox(api)
+    box.submit(CAMERA, EPOCH, sighting("t1"))
+    assert await box.flush()
+    assert box.dropped[CAMERA, EPOCH] == 1 and box.store.waiting() == 0
 
 
 async def test_an_update_arriving_during_a_post_is_sent_next() -> None:
     api = FakeApi(gate=asyncio.Event())
-    reporter = SightingReporter(api, CAMERA, EPOCH, StaleCalls(), flush_interval=60)
-    reporter.submit(sighting("t-1", frames=1))
-    posting = asyncio.create_task(reporter.flush())
+    box = outbox(api)
+    flushing = asyncio.create_task(box.flush())
+    box.submit(CAMERA, EPOCH, sighting("t1", frames=1))
     await eventually(lambda: len(api.calls) == 1)
-    reporter.submit(sighting("t-1", frames=9))
+    box.submit(CAMERA, EPOCH, sighting("t1", frames=9))  # while the first post is out
     assert api.gate is not None
     api.gate.set()
-    assert await posting
+    assert await flushing
     assert [[s.frames for s in batch] for _, _, batch in api.calls] == [[1], [9]]
 
 
-async def test_closing_sends_what_is_left() -> None:
+async def test_what_waits_survives_a_restart_of_the_worker(tmp_path: Path) -> None:
+    path = tmp_path / "agent.sqlite3"
+    down = FakeApi(script=[ConnectionFailed("away")])
+    first = SightingOutbox(LocalStore(path), down)
+    first.submit(CAMERA, EPOCH, sighting("t1"))
+    first.submit(CAMERA, EPOCH, sighting("t2"))
+    assert not await first.flush()
+    first.store.close()  # the process dies; a new one opens the same state directory
     api = FakeApi()
-    reporter = SightingReporter(api, CAMERA, EPOCH, StaleCalls(), flush_interval=60)
-    reporter.submit(sighting("t-1", person=None))
-    await reporter.aclose()
-    assert api.sent() == [["t-1"]] and reporter.accepted == 1
-    reporter.submit(sighting("t-2"))
-    assert reporter.dropped == 1
+    second = SightingOutbox(LocalStore(path), api)
+    assert second.store.waiting() == 2
+    assert await second.flush()
+    assert api.sent() == [["t1", "t2"]]
+
+
+async def test_a_reporter_closing_waits_briefly_for_its_sightings() -> None:
+    api = FakeApi()
+    box = outbox(api, flush_interval=60)
+    task = await running(box)
+    try:
+        reporter = box.reporter(CAMERA, EPOCH)
+        reporter.submit(sighting("t1"))
+        await reporter.aclose(2.0)
+        assert reporter.pending == 0 and reporter.accepted == 1
+    finally:
+        task.cancel()
 
 
 def test_limits_are_validated() -> None:
-    with pytest.raises(ValueError):
-        SightingReporter(FakeApi(), CAMERA, EPOCH, StaleCalls(), max_batch=501)
-    with pytest.raises(ValueError):
-        SightingReporter(FakeApi(), CAMERA, EPOCH, StaleCalls(), max_batch=10, max_pending=5)
+    with pytest.raises(ValueError, match="max_batch"):
+        outbox(FakeApi(), max_batch=0)

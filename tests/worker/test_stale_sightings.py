@@ -12,8 +12,10 @@ import pytest
 from facefleet.demo.video import make_demo_video
 from facefleet.face.engine import Box, Face
 from facefleet.worker.agent import WorkerAgent
+from facefleet.worker.local_store import LocalStore
 from facefleet.worker.pipeline.face_pipeline import FacePipeline
 from facefleet.worker.pipeline.face_processor import FaceProcessor, FaceProcessorConfig
+from facefleet.worker.pipeline.reporter import SightingOutbox
 from facefleet.worker.pipeline.tracker import TrackerConfig
 from facefleet.worker.worker_client import Sighting, StaleEpoch
 from tests.fixtures.loopback import ControlPlane
@@ -81,13 +83,18 @@ async def test_a_worker_whose_camera_moved_on_stops_streaming_it(
     async with cp.client("old") as old_client, cp.client("new") as new_client:
         # Open tracks are reported every half second, so posts keep coming.
         config = FaceProcessorConfig(tracker=TrackerConfig(update_every=0.5), send_crops=False)
-        pipeline = FacePipeline(old_client, OneFaceEverywhere(), config)
-        agent = WorkerAgent(old_client, pipeline.runner)
-        pipeline.on_stale = agent.stop_stale_stream
+        store = LocalStore(":memory:")
+        outbox = SightingOutbox(store, old_client)
+        pipeline = FacePipeline(old_client, OneFaceEverywhere(), outbox, config)
+        agent = WorkerAgent(old_client, pipeline.runner, store=store)
+        outbox.on_stale = agent.stop_stale_stream
+        sending = asyncio.create_task(outbox.run())
         await agent.register()
         got = await old_client.request_camera()
         assert got.assignment is not None and got.assignment.camera_id == camera_id
-        agent.start_stream(got.assignment)
+        # What the agent's loops do with an answer, without them running.
+        agent._learn(got.generation, got.assignment)
+        await agent.reconcile()
         processor = agent.streams[camera_id].runner.processor
         assert isinstance(processor, FaceProcessor)
         await until(lambda: processor.metrics()["sightings_reported"] != 0, 15, "a sighting")
@@ -101,8 +108,10 @@ async def test_a_worker_whose_camera_moved_on_stops_streaming_it(
 
         await until(lambda: camera_id not in agent.streams, 15, "the old stream to stop")
         assert str(processor.metrics()["last_report_error"]).startswith("409 StaleEpoch")
+        await agent.reconcile()  # the refused epoch is never taken up again
         await asyncio.sleep(0.2)
         assert agent.streams == {}
+        sending.cancel()
 
     listed = (await cp.admin.get("/v1/sightings", params={"camera_id": camera_id})).json()
     assert listed["total"] >= 1

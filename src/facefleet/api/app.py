@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
 
 from facefleet import __version__
 from facefleet.api.backends import build_backend
+from facefleet.api.background.anti_entropy import repair_pending
 from facefleet.api.background.flusher import Flusher
 from facefleet.api.background.leader import when_leading
 from facefleet.api.background.loops import every
@@ -20,6 +20,7 @@ from facefleet.api.background.recovery import rebuild_hot_store
 from facefleet.api.body_limit import BodyLimitMiddleware
 from facefleet.api.bootstrap import ensure_default_tenant
 from facefleet.api.cameras.router import router as cameras_router
+from facefleet.api.cameras.tracker import CameraStateTracker
 from facefleet.api.config import Settings
 from facefleet.api.errors import install_error_handlers
 from facefleet.api.gc_tuning import tuned_collector
@@ -72,6 +73,7 @@ def create_app(
         await upgrade(engine)
         metrics = Metrics()
         backend = build_backend(settings, on_event_drop=metrics.event_drops.inc)
+        await backend.start()
         hot = backend.hot
         state = AppState(
             settings=settings,
@@ -79,7 +81,7 @@ def create_app(
             sessions=create_sessionmaker(engine),
             hot=hot,
             principals=PrincipalCache(settings.auth_cache_seconds),
-            clock=clock or time.time,
+            clock=clock or backend.clock,
             metrics=metrics,
             events=backend.events,
         )
@@ -99,10 +101,14 @@ def create_app(
             log.info("restored %d live workers with %.1fs of grace", restored, settings.lease_ttl)
         flusher = Flusher(state, leadership)
 
+        tracker = CameraStateTracker(state)
+
         async def publish_digest() -> None:
             await state.digest.publish(state.clock())
+            await tracker.run_once()
 
         tasks = [asyncio.create_task(metrics.probe_loop_lag())]
+        tasks += [asyncio.create_task(loop) for loop in backend.loops()]
         if leadership is not None:
             reaper = Reaper(state, leadership)
             tasks += [
@@ -115,6 +121,10 @@ def create_app(
                     )
                 ),
                 asyncio.create_task(every(settings.flush_period, flusher.run_once, "flusher")),
+                # Every replica repairs the hot records its own failed writes left behind.
+                asyncio.create_task(
+                    every(settings.reaper_period, lambda: repair_pending(state), "repairs")
+                ),
                 asyncio.create_task(
                     every(
                         DIGEST_PERIOD,

@@ -7,6 +7,9 @@ import logging
 import os
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
+
+from facefleet.api.errors import Conflict
 from facefleet.api.state import AppState
 from facefleet.api.tenants.service import any_tenant, create_tenant
 
@@ -25,8 +28,13 @@ async def ensure_default_tenant(state: AppState) -> Path | None:
     async with state.sessions() as session:
         if await any_tenant(session):
             return path if path.exists() else None
-        created = await create_tenant(session, "default")
-        await session.commit()
+        try:
+            created = await create_tenant(session, "default")
+            await session.commit()
+        except (Conflict, IntegrityError):
+            # Another replica, starting at the same time, created it first.
+            await session.rollback()
+            return path if path.exists() else None
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "tenant": created.name,

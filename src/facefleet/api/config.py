@@ -61,6 +61,21 @@ class Settings(BaseSettings):
     retry_after: float = Field(
         default=2.0, gt=0, description="Seconds a worker is told to wait when no camera is free."
     )
+    failing_backoff: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a camera whose stream failed waits before it is offered again; "
+        "doubled after each further failure in a row.",
+    )
+    failing_backoff_max: float = Field(
+        default=300.0, gt=0, description="The longest wait of a failing camera, in seconds."
+    )
+    anti_entropy_every: int = Field(
+        default=20,
+        ge=1,
+        description="Reaper passes between full comparisons of the database's leases and "
+        "commands with the hot store (changes that failed to reach it are repaired sooner).",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, gt=0, description="Largest request body accepted, in bytes."
     )

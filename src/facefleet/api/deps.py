@@ -10,9 +10,15 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from facefleet.api.errors import Forbidden, ServiceUnavailable, Unauthorized
+from facefleet.api.errors import (
+    CONCURRENT_CHANGE,
+    Conflict,
+    Forbidden,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from facefleet.api.security import Principal, Role, hash_secret
 from facefleet.api.state import AppState
 from facefleet.api.storage.hot.base import LiveWorker
@@ -32,7 +38,7 @@ State = Annotated[AppState, Depends(get_state)]
 
 async def get_uow(state: State) -> AsyncIterator[UnitOfWork]:
     async with state.sessions() as session:
-        uow = UnitOfWork(session)
+        uow = UnitOfWork(session, state.repairs)
         try:
             yield uow
         except BaseException:
@@ -40,6 +46,8 @@ async def get_uow(state: State) -> AsyncIterator[UnitOfWork]:
             raise
         try:
             await uow.commit()
+        except IntegrityError as exc:
+            raise Conflict(CONCURRENT_CHANGE) from exc
         except (OperationalError, DBAPIError) as exc:
             raise ServiceUnavailable(f"database unavailable: {type(exc.orig).__name__}") from exc
         except ConnectionError as exc:  # the driver could not reach the server at all

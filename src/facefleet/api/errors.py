@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from facefleet.protocol.errors import ErrorBody, ErrorName
@@ -160,10 +160,22 @@ async def _hot_store_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+CONCURRENT_CHANGE = "a concurrent request changed the same record; retry"
+
+
+async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
+    # Two requests raced to create the same thing (a name, an idempotency key): the loser
+    # gets a conflict, never a 500.
+    return JSONResponse(
+        error_body(Conflict.name, CONCURRENT_CHANGE), status_code=Conflict.status_code
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FacefleetError, _facefleet_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     for redis_error in (RedisConnectionError, RedisTimeoutError):
         app.add_exception_handler(redis_error, _hot_store_unavailable)
     # The async drivers raise ConnectionRefusedError and friends unwrapped when the server

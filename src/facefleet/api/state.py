@@ -18,6 +18,7 @@ from facefleet.api.security import PrincipalCache
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.storage.pending_audit import PendingAudit
 from facefleet.api.tenants.gallery_versions import GalleryVersions
+from facefleet.api.unit_of_work import WorkerRef
 from facefleet.face.loader import EngineLoader
 
 
@@ -34,8 +35,9 @@ class AppState:
     metrics: Metrics = field(default_factory=Metrics)
     digest: StatsDigest = field(init=False)
     gallery_versions: GalleryVersions = field(init=False)
-    # Command ids handed out in heartbeats, marked delivered by the flusher's next batch.
-    delivered_commands: list[int] = field(default_factory=list)
+    # Workers whose hot record may lag the database after a failed write-through; this
+    # replica's repair loop brings them back in line.
+    repairs: set[WorkerRef] = field(default_factory=set)
     snapshots: SnapshotCache = field(default_factory=SnapshotCache)
     # Enrollment and recognition photos (upsampled: enrollment photos vary in size).
     face_engine: EngineLoader = field(default_factory=lambda: EngineLoader(upsample=1))

@@ -2,27 +2,49 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+log = logging.getLogger(__name__)
+
 AfterCommit = Callable[[], Awaitable[None]]
+# A worker whose hot record may lag the database: (tenant_id, worker_id).
+WorkerRef = tuple[str, str]
 
 
 class UnitOfWork:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, repairs: set[WorkerRef] | None = None) -> None:
         self.session = session
-        self._after_commit: list[AfterCommit] = []
+        self._repairs = repairs
+        self._after_commit: list[tuple[AfterCommit, WorkerRef | None]] = []
 
-    def after_commit(self, action: AfterCommit) -> None:
-        """Run ``action`` once the transaction is durable (write-through to the hot store)."""
-        self._after_commit.append(action)
+    def after_commit(self, action: AfterCommit, *, repairs: WorkerRef | None = None) -> None:
+        """Run ``action`` once the transaction is durable (write-through to the hot store).
+
+        The commit is the change: if the action fails (Redis unreachable), the caller is still
+        told it succeeded, and ``repairs`` names the worker whose hot record the anti-entropy
+        pass must bring back in line with the database.
+        """
+        self._after_commit.append((action, repairs))
 
     async def commit(self) -> None:
         await self.session.commit()
         actions, self._after_commit = self._after_commit, []
-        for action in actions:
-            await action()
+        for action, worker in actions:
+            try:
+                await action()
+            except Exception as exc:
+                log.warning(
+                    "after commit: %s failed (%s: %s); %s",
+                    getattr(action, "__qualname__", "an action"),
+                    type(exc).__name__,
+                    exc,
+                    f"repairing {worker[1]!r}" if worker else "not retried",
+                )
+                if worker is not None and self._repairs is not None:
+                    self._repairs.add(worker)
 
     async def rollback(self) -> None:
         self._after_commit.clear()

@@ -47,6 +47,13 @@ class LeaseInfo(Response):
     expires_in: float = Field(description="Seconds until the lease lapses without a heartbeat.")
 
 
+GENERATION_DESCRIPTION = (
+    "The worker's lease generation: it changes with every change of the worker's lease set. "
+    "Lease state older than the newest one applied is ignored; a lease missing from lease "
+    "state no newer than the one that granted it is not a revocation."
+)
+
+
 class RegisterResponse(Response):
     worker_id: str
     # A credential: kept out of reprs, hence out of logs.
@@ -59,9 +66,29 @@ class RegisterResponse(Response):
     heartbeat_jitter: float
     lease_ttl: float
     leases: list[LeaseInfo]
+    generation: int | None = Field(default=None, description=GENERATION_DESCRIPTION)
 
 
 MetricValue = float | int | str | bool | None
+
+
+StreamStateName = Literal["starting", "streaming", "stalled", "failing"]
+MAX_STREAMS = 64  # a worker's largest capacity
+
+
+class StreamReport(Request):
+    """How one of the worker's streams is doing, as of this heartbeat."""
+
+    camera_id: int
+    epoch: int
+    state: StreamStateName = Field(
+        description="starting: no frame yet; streaming: frames arrive; stalled: the source "
+        "stopped delivering or is reconnecting; failing: it cannot be opened."
+    )
+    frames_processed: int = Field(default=0, ge=0)
+    frames_dropped: int = Field(default=0, ge=0)
+    fps: float = Field(default=0.0, ge=0)
+    last_error: str | None = Field(default=None, max_length=500)
 
 
 class HeartbeatRequest(Request):
@@ -69,6 +96,11 @@ class HeartbeatRequest(Request):
         default=None,
         description="Latest metrics (fps, frames_dropped, stream_state, cpu_percent, ...).",
         max_length=64,
+    )
+    streams: list[StreamReport] | None = Field(
+        default=None,
+        max_length=MAX_STREAMS,
+        description="The state of each stream; None from workers that predate it.",
     )
 
 
@@ -92,6 +124,7 @@ class HeartbeatResponse(Response):
         default=None,
         description="The tenant's gallery version: reload the gallery when it changes.",
     )
+    generation: int | None = Field(default=None, description=GENERATION_DESCRIPTION)
 
 
 class Assignment(Response):
@@ -112,22 +145,37 @@ class CameraRequestResponse(Response):
         default=None, description="Seconds to wait before asking again when nothing was assigned."
     )
     reason: str | None = None
+    held: list[Assignment] = Field(
+        default_factory=list,
+        description="Every camera the worker holds, the new one included: a worker that "
+        "missed an assignment (a lost response) learns of it here.",
+    )
+    generation: int | None = Field(default=None, description=GENERATION_DESCRIPTION)
 
 
 class CurrentAssignments(Response):
     worker_id: str
     assignments: list[Assignment]
+    generation: int | None = Field(default=None, description=GENERATION_DESCRIPTION)
 
 
 class ReleaseRequest(Request):
     camera_id: int
     epoch: int
+    error: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Why the stream failed, when it did: the camera is then shown as failing "
+        "and offered again only after a backoff, so a broken camera cannot bounce through "
+        "the fleet.",
+    )
 
 
 class ReleaseResponse(Response):
     released: bool
     camera_id: int
     epoch: int
+    generation: int | None = Field(default=None, description=GENERATION_DESCRIPTION)
 
 
 class DeregisterResponse(Response):

@@ -31,6 +31,7 @@ from facefleet.sdk._models import (
     ReleaseResult,
     Sighting,
     SightingsAccepted,
+    StreamReport,
 )
 from facefleet.sdk._retry import RetryPolicy
 
@@ -55,6 +56,7 @@ __all__ = [
     "Sighting",
     "SightingsAccepted",
     "StaleEpoch",
+    "StreamReport",
     "Unauthorized",
     "WorkerClient",
     "WorkerClientError",

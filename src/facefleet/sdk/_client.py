@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -31,6 +31,7 @@ from facefleet.protocol.workers import (
     RegisterRequest,
     ReleaseRequest,
     ShutdownSignal,
+    StreamReport,
 )
 from facefleet.sdk._errors import (
     ConnectionFailed,
@@ -100,6 +101,9 @@ class WorkerClient:
         self.labels = list(labels)
         self.retry = retry or RetryPolicy()
         self.registration: Registration | None = None
+        # Called after every successful registration, the SDK's own re-registrations
+        # included: a new session, whose leases are the registration's.
+        self.on_registered: Callable[[Registration], None] | None = None
         self._backoff = wait_random_exponential(
             multiplier=self.retry.backoff_initial, max=self.retry.backoff_max
         )
@@ -145,11 +149,24 @@ class WorkerClient:
         )
         resp = await self._send("POST", "/v1/workers/register", body, session=False)
         self.registration = _parse(resp, Registration)
+        if self.on_registered is not None:
+            self.on_registered(self.registration)
         return self.registration
 
-    async def heartbeat(self, metrics: Metrics | None = None) -> HeartbeatResult:
-        body = {"metrics": dict(metrics) if metrics is not None else None}
-        return await self._worker_call("POST", "/heartbeat", body, HeartbeatResult)
+    async def heartbeat(
+        self,
+        metrics: Metrics | None = None,
+        streams: Sequence[StreamReport] | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> HeartbeatResult:
+        """``retry``: a tighter policy than the client's, for a loop that would rather send
+        its next heartbeat than keep retrying an old one."""
+        body: dict[str, Any] = {"metrics": dict(metrics) if metrics is not None else None}
+        if streams is not None:
+            body["streams"] = [s.model_dump(mode="json") for s in streams]
+        path = self._path("/heartbeat")
+        return _parse(await self._send_reregistering("POST", path, body, retry), HeartbeatResult)
 
     async def request_camera(self) -> CameraRequestResult:
         """A camera, or ``assignment=None`` with ``retry_after`` when none is free.
@@ -162,8 +179,15 @@ class WorkerClient:
     async def current_cameras(self) -> CurrentAssignments:
         return await self._worker_call("GET", "/camera", None, CurrentAssignments)
 
-    async def release_camera(self, camera_id: int, epoch: int) -> ReleaseResult:
-        body = _body(ReleaseRequest, camera_id=camera_id, epoch=epoch)
+    async def release_camera(
+        self, camera_id: int, epoch: int, *, error: str | None = None
+    ) -> ReleaseResult:
+        """Give a camera back; with ``error``, because its stream failed (the camera is then
+        failing, and offered again only after a backoff)."""
+        fields: dict[str, Any] = {"camera_id": camera_id, "epoch": epoch}
+        if error is not None:
+            fields["error"] = error[:500]
+        body = _body(ReleaseRequest, **fields)
         return await self._worker_call("POST", "/camera/release", body, ReleaseResult)
 
     async def deregister(self) -> DeregisterResult:
@@ -208,29 +232,37 @@ class WorkerClient:
     async def _worker_call(self, method: str, suffix: str, body: Any, model: type[R]) -> R:
         return _parse(await self._send_reregistering(method, self._path(suffix), body), model)
 
-    async def _send_reregistering(self, method: str, path: str, body: Any) -> httpx.Response:
+    async def _send_reregistering(
+        self, method: str, path: str, body: Any, retry: RetryPolicy | None = None
+    ) -> httpx.Response:
         """Send; when the server no longer knows this worker, register again and resend once.
 
         The server forgets a worker the reaper declared offline (e.g. after a network
         partition longer than the lease TTL); the same worker_id and instance_id come back.
         """
         token = self.session_token
-        resp = await self._send(method, path, body)
+        resp = await self._send(method, path, body, retry=retry)
         if resp.status_code != 404 or error_name(resp) != ErrorName.worker_not_found:
             return resp
         async with self._register_lock:
             # Concurrent calls that failed together re-register once, not once each.
             if self.session_token == token:
                 await self.register()
-        return await self._send(method, path, body)
+        return await self._send(method, path, body, retry=retry)
 
     async def _send(
-        self, method: str, path: str, body: Any = None, *, session: bool = True
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        session: bool = True,
+        retry: RetryPolicy | None = None,
     ) -> httpx.Response:
         headers = {}
         if session and self.session_token:
             headers["X-Worker-Session"] = self.session_token
-        policy = self.retry
+        policy = retry or self.retry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.max_total),
             wait=self._wait,

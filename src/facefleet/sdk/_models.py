@@ -14,6 +14,7 @@ from facefleet.protocol.workers import (
     LeaseInfo,
     RegisterResponse,
     ReleaseResponse,
+    StreamReport,
 )
 
 Registration = RegisterResponse
@@ -39,4 +40,5 @@ __all__ = [
     "ReleaseResult",
     "Sighting",
     "SightingsAccepted",
+    "StreamReport",
 ]

@@ -52,13 +52,9 @@ async def _release(agent: WorkerAgent, payload: dict[str, Any]) -> Outcome:
 
 async def _restart(agent: WorkerAgent, payload: dict[str, Any]) -> Outcome:
     camera_id = _camera_id(payload, agent)
-    stream = agent.streams.get(camera_id) if camera_id is not None else None
-    if stream is None:
+    if camera_id is None or not await agent.restart(camera_id):
         return "failed", {"error": f"not streaming camera {payload.get('camera_id')}"}
-    assignment = stream.assignment
-    await agent.stop_stream(assignment.camera_id, "restart requested")
-    agent.start_stream(assignment)
-    return "acked", {"restarted": assignment.camera_id}
+    return "acked", {"restarted": camera_id}
 
 
 async def _set_config(agent: WorkerAgent, payload: dict[str, Any]) -> Outcome:

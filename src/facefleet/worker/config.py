@@ -25,6 +25,23 @@ class WorkerSettings(BaseSettings):
         default=10.0, gt=0, description="Bound on a graceful shutdown, in seconds."
     )
     request_timeout: float = Field(default=5.0, gt=0, description="Timeout of each API call.")
+    stream_start_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds a new stream may go without a first frame before its camera is "
+        "given back as failing.",
+    )
+    stream_stall_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a stream that had frames may go without one before its camera "
+        "is given back as failing.",
+    )
+    frame_log: str = Field(
+        default="",
+        description="A file that records every processed frame (time, worker, camera, "
+        "epoch): an audit of who processed which camera when. Empty: off.",
+    )
 
     # -- the face pipeline ----------------------------------------------------------------
     pipeline: Literal["face", "measure"] = Field(

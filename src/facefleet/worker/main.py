@@ -10,11 +10,19 @@ import sys
 
 from facefleet.worker.agent import IdentityRefused, RunnerFactory, WorkerAgent
 from facefleet.worker.config import WorkerSettings
+from facefleet.worker.frame_log import FrameLog
+from facefleet.worker.local_store import LocalStore
 from facefleet.worker.pipeline.face_pipeline import FacePipeline, load_engine, processor_config
 from facefleet.worker.pipeline.processor import CameraRunner, MeasuringProcessor
+from facefleet.worker.pipeline.reporter import SightingOutbox
 from facefleet.worker.pipeline.source import FrameSource
+from facefleet.worker.supervisor import LoopFailed
 from facefleet.worker.worker_client import Assignment, WorkerClient, WorkerClientError
-from facefleet.worker.worker_id_manager import InvalidWorkerId, resolve_worker_id
+from facefleet.worker.worker_id_manager import (
+    InvalidWorkerId,
+    default_state_dir,
+    resolve_worker_id,
+)
 
 log = logging.getLogger("facefleet.worker")
 
@@ -22,6 +30,7 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_ID_IN_USE = 3
 EXIT_API = 4
+EXIT_LOOP = 5
 
 
 def measuring_runner(assignment: Assignment) -> CameraRunner:
@@ -49,29 +58,45 @@ async def run_worker(settings: WorkerSettings) -> int:
         labels=settings.labels,
         timeout=settings.request_timeout,
     )
-    async with client:
-        runner_factory: RunnerFactory = measuring_runner
-        pipeline: FacePipeline | None = None
-        if settings.pipeline == "face":
-            pipeline = FacePipeline(client, await load_engine(settings), processor_config(settings))
-            runner_factory = pipeline.runner
-        agent = WorkerAgent(
-            client,
-            runner_factory,
-            fence_margin=settings.fence_margin,
-            shutdown_timeout=settings.shutdown_timeout,
-        )
-        if pipeline is not None:
-            pipeline.on_stale = agent.stop_stale_stream
-        _install_signal_handlers(agent)
-        try:
-            await agent.run()
-        except IdentityRefused as exc:
-            log.error("refused: %s", exc)
-            return EXIT_ID_IN_USE
-        except WorkerClientError as exc:
-            log.error("control plane error: %s", exc)
-            return EXIT_API
+    state_dir = default_state_dir()
+    store = LocalStore(state_dir / f"agent-{identity.worker_id}.sqlite3")
+    outbox = SightingOutbox(store, client)
+    frame_log = FrameLog(settings.frame_log, identity.worker_id) if settings.frame_log else None
+    try:
+        async with client:
+            runner_factory: RunnerFactory = measuring_runner
+            if settings.pipeline == "face":
+                engine = await load_engine(settings)
+                pipeline = FacePipeline(client, engine, outbox, processor_config(settings))
+                runner_factory = pipeline.runner
+            agent = WorkerAgent(
+                client,
+                runner_factory,
+                store=store,
+                fence_margin=settings.fence_margin,
+                shutdown_timeout=settings.shutdown_timeout,
+                start_timeout=settings.stream_start_timeout,
+                stall_timeout=settings.stream_stall_timeout,
+                frame_log=frame_log,
+                services={"sightings": outbox.run},
+            )
+            outbox.on_stale = agent.stop_stale_stream
+            _install_signal_handlers(agent)
+            async with agent:
+                await agent.run()
+    except IdentityRefused as exc:
+        log.error("refused: %s", exc)
+        return EXIT_ID_IN_USE
+    except LoopFailed as exc:
+        log.error("giving up: %s", exc)
+        return EXIT_LOOP
+    except WorkerClientError as exc:
+        log.error("control plane error: %s", exc)
+        return EXIT_API
+    finally:
+        store.close()
+        if frame_log is not None:
+            frame_log.close()
     return EXIT_OK
 
 

@@ -1,8 +1,9 @@
 """Write-behind: last_seen_at and the latest metrics of every worker that heartbeated,
 flushed in one batched statement, plus audit rows produced on the hot path.
 
-Liveness sits in the hot store, shared by the replicas: only the leader flushes it. Audit
-rows and delivered commands are this process's own, so every replica flushes those."""
+Liveness and the ids of delivered commands sit in the hot store, shared by the replicas:
+only the leader flushes them. Audit rows are this process's own, so every replica flushes
+those."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class Flusher:
         self.state = state
         self._leadership = leadership
         self._retry: dict[int, DirtyLiveness] = {}
+        self._retry_delivered: list[int] = []
 
     async def _leads(self, *, confirm: bool) -> bool:
         if self._leadership is None:
@@ -34,15 +36,17 @@ class Flusher:
     async def run_once(self) -> int:
         now = self.state.clock()
         batch: dict[int, DirtyLiveness] = {}
+        delivered = self._retry_delivered
         if await self._leads(confirm=False):
             dirty = {d.pk: d for d in await self.state.hot.take_dirty()}
             batch = {**self._retry, **dirty}
+            delivered = sorted({*delivered, *await self.state.hot.take_delivered()})
         self._retry = {}
+        self._retry_delivered = []
         if batch and not await self._leads(confirm=True):
             # Lost the lock meanwhile: the new leader flushes these workers' next heartbeats.
             batch = {}
         audit = self.state.audit.take()
-        delivered, self.state.delivered_commands = self.state.delivered_commands, []
         if not batch and not audit and not delivered:
             return 0
         rows = [
@@ -70,8 +74,8 @@ class Flusher:
                     "write-behind flush failed; keeping %d rows for the next one", len(rows)
                 )
             self._retry = batch
+            self._retry_delivered = delivered
             self.state.audit.put_back(audit)
-            self.state.delivered_commands[:0] = delivered
             return 0
         self._retry = {}
         return len(rows)

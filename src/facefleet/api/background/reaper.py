@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from facefleet.api.background.anti_entropy import full_pass
 from facefleet.api.background.leader import Leadership, LostLeadership, ensure_leading
 from facefleet.api.background.loops import outage
 from facefleet.api.background.recovery import rebuild_hot_store
 from facefleet.api.clock import to_datetime
 from facefleet.api.events.broker import camera_released
+from facefleet.api.revocation import revoke
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, events_repo, leases_repo, workers_repo
 from facefleet.api.storage.hot.base import LiveWorker
@@ -58,6 +60,7 @@ class Reaper:
         self.state = state
         self._leadership = leadership
         self._last_drain_step: dict[str, float] = {}
+        self._passes = 0
 
     async def _commit(self, session: AsyncSession) -> None:
         # A replica that lost the leader lock meanwhile must not act on the database.
@@ -98,6 +101,9 @@ class Reaper:
                 )
         await self._drain_step(now)
         await self._expire_commands(now)
+        self._passes += 1
+        if self._passes % self.state.settings.anti_entropy_every == 0:
+            await full_pass(self.state)
         return transitions
 
     async def _mark_suspect(self, workers: list[LiveWorker], now: float) -> None:
@@ -195,26 +201,8 @@ class Reaper:
             camera_id = min(worker.leases)
             epoch = worker.leases[camera_id]
             async with self.state.sessions() as session:
-                done = await leases_repo.release(
-                    session,
-                    camera_id,
-                    worker.pk,
-                    epoch,
-                    to_datetime(now),
-                    hold_until=to_datetime(max(now, worker.deadline)),
-                )
-                if done:
-                    events_repo.record(
-                        session,
-                        worker.tenant_id,
-                        worker.pk,
-                        "camera_released",
-                        camera_id=camera_id,
-                        epoch=epoch,
-                        reason="draining",
-                    )
+                done = await revoke(self.state, session, worker, camera_id, epoch, "draining")
                 await self._commit(session)
-            await self.state.hot.drop_lease(worker.tenant_id, worker.worker_id, camera_id)
             self._last_drain_step[worker.key] = now
             if done:
                 await self.state.events.publish(
@@ -228,6 +216,7 @@ class Reaper:
             expired = await commands_repo.expire_due(session, to_datetime(now))
             await self._commit(session)
         for command, worker_id in expired:
+            await self.state.hot.remove_command(command.tenant_id, worker_id, command.id)
             await self.state.events.publish(
                 command.tenant_id,
                 "command_expired",

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from facefleet.api.cameras.states import CameraState
 from facefleet.protocol.ids import Label
 from facefleet.protocol.source_urls import validate_source_url
 
@@ -63,6 +64,15 @@ class CameraOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     lease: CameraLeaseOut
+    state: CameraState = Field(
+        description="disabled, unassigned, failing (its stream failed; offered again after a "
+        "backoff), starting, streaming or stalled (held, but no frames)."
+    )
+    worker_id: str | None = Field(description="The worker processing it, if any.")
+    fps: float = Field(description="Frames processed per second, as its worker reports.")
+    frames_processed: int
+    last_error: str | None = Field(description="The last error of its stream, if any.")
+    failures: int = Field(description="Stream failures in a row (0 once it streams again).")
 
 
 class CameraPage(BaseModel):

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from facefleet.api.cameras import schemas
+from facefleet.api.cameras.states import camera_state
 from facefleet.api.clock import to_datetime
 from facefleet.api.errors import CameraNotFound, Conflict
 from facefleet.api.events.broker import camera_released
+from facefleet.api.revocation import revoke
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import cameras_repo, events_repo, leases_repo
 from facefleet.api.storage.db.models import Camera, Worker
-from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.protocol.source_urls import mask_source_url
 
@@ -25,9 +26,15 @@ class CameraService:
         ids = [c.id for c in cameras]
         labels = await cameras_repo.labels_for(uow.session, ids)
         leases = await cameras_repo.leases_for(uow.session, ids)
+        tenants = {c.tenant_id for c in cameras}
+        live = {w.worker_id: w for t in tenants for w in await self.state.hot.list_workers(t)}
+        now = self.state.clock()
         out = []
         for c in cameras:
             lease, holder = leases[c.id]
+            processing = camera_state(
+                c.enabled, lease, holder, live.get(holder) if holder else None, now
+            )
             out.append(
                 schemas.CameraOut(
                     id=c.id,
@@ -43,6 +50,12 @@ class CameraService:
                     lease=schemas.CameraLeaseOut(
                         worker_id=holder, epoch=lease.epoch, assigned_at=lease.assigned_at
                     ),
+                    state=processing.state,
+                    worker_id=processing.worker_id,
+                    fps=processing.fps,
+                    frames_processed=processing.frames_processed,
+                    last_error=processing.last_error or lease.last_error,
+                    failures=lease.failures,
                 )
             )
         return out
@@ -116,34 +129,29 @@ class CameraService:
             return
         holder_pk, epoch = lease.worker_pk, lease.epoch
         holder = await uow.session.get(Worker, holder_pk)
-        live = (
-            await self.state.hot.get_worker(principal.tenant_id, holder.worker_id)
-            if holder is not None
-            else None
-        )
-        now = self.state.clock()
-        # The holder learns at its next heartbeat; until its deadline it may still stream.
-        hold = to_datetime(max(now, live.deadline)) if live is not None and live.is_live else None
-        await leases_repo.release(
-            uow.session, camera_id, holder_pk, epoch, to_datetime(now), hold_until=hold
-        )
-        events_repo.record(
-            uow.session,
-            principal.tenant_id,
-            holder_pk,
-            "camera_released",
-            camera_id=camera_id,
-            epoch=epoch,
-            reason=reason,
-        )
-        hot: HotStore = self.state.hot
-        if holder is not None:
-            worker_id = holder.worker_id
+        if holder is None:
+            return
+        worker_id = holder.worker_id
+        live = await self.state.hot.get_worker(principal.tenant_id, worker_id)
+        if live is not None and live.pk == holder_pk:
+            await revoke(self.state, uow.session, live, camera_id, epoch, reason)
+        else:
+            # Not live in the hot store: no heartbeat can tell it the lease is valid.
+            await leases_repo.release(
+                uow.session, camera_id, holder_pk, epoch, to_datetime(self.state.clock())
+            )
+            events_repo.record(
+                uow.session,
+                principal.tenant_id,
+                holder_pk,
+                "camera_released",
+                camera_id=camera_id,
+                epoch=epoch,
+                reason=reason,
+            )
+        event = camera_released(worker_id, camera_id, epoch, reason)
 
-            event = camera_released(worker_id, camera_id, epoch, reason)
+        async def publish() -> None:
+            await self.state.events.publish(principal.tenant_id, "camera_released", event)
 
-            async def publish() -> None:
-                await hot.drop_lease(principal.tenant_id, worker_id, camera_id)
-                await self.state.events.publish(principal.tenant_id, "camera_released", event)
-
-            uow.after_commit(publish)
+        uow.after_commit(publish)

@@ -49,6 +49,25 @@ class Metrics:
             "Leases the reaper released: their worker went silent or overran its stop deadline.",
             registry=r,
         )
+        self.cameras = Gauge(
+            "facefleet_cameras",
+            "Cameras by processing state (disabled, unassigned, failing, starting, streaming, "
+            "stalled), as the leader last saw them.",
+            ["state"],
+            registry=r,
+        )
+        self.camera_unprocessed_seconds = Counter(
+            "facefleet_camera_unprocessed_seconds",
+            "Camera-seconds in which an enabled camera was not being processed (unassigned, "
+            "failing, starting or stalled).",
+            registry=r,
+        )
+        self.repairs = Counter(
+            "facefleet_hot_store_repairs",
+            "Workers whose hot record the anti-entropy pass brought back in line with the "
+            "database (a write-through that failed, or drift).",
+            registry=r,
+        )
         self.ws_clients = Gauge(
             "facefleet_websocket_clients", "Connected WebSocket clients.", registry=r
         )

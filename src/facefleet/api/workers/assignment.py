@@ -1,8 +1,17 @@
-"""Camera assignment: exclusive leases with a fencing epoch, one transaction each."""
+"""Camera assignment: exclusive leases with a fencing epoch, one transaction each.
+
+Every change of a worker's lease set locks the worker's row first, so the anti-entropy pass
+(which also locks it) never interleaves with one. A lease the database grants reaches the
+hot store after the commit; a lease taken from a worker that may still stream it is dropped
+from the hot store before the commit (see ``revoke``).
+"""
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from facefleet.api.clock import to_datetime
 from facefleet.api.errors import StaleEpoch
@@ -10,7 +19,7 @@ from facefleet.api.events.broker import camera_released
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import events_repo, leases_repo, tenants_repo
-from facefleet.api.storage.db.models import Camera
+from facefleet.api.storage.db.models import Camera, CameraLease
 from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.api.workers import schemas
@@ -34,6 +43,11 @@ def assignment_of(
     )
 
 
+def failure_backoff(failures: int, base: float, cap: float) -> float:
+    """Seconds a failing camera waits before it is offered again: doubling, capped."""
+    return float(min(cap, base * 2 ** max(0, failures - 1)))
+
+
 class AssignmentService:
     def __init__(self, state: AppState) -> None:
         self.state = state
@@ -43,25 +57,37 @@ class AssignmentService:
     async def _threshold(self, uow: UnitOfWork, principal: Principal) -> float:
         return (await tenants_repo.tenant(uow.session, principal.tenant_id)).match_threshold
 
-    def _nothing(self, reason: str) -> schemas.CameraRequestResponse:
-        return schemas.CameraRequestResponse(
-            assignment=None, retry_after=self.settings.retry_after, reason=reason
-        )
+    async def _held(
+        self, session: AsyncSession, principal: Principal, live: LiveWorker, threshold: float
+    ) -> list[schemas.Assignment]:
+        rows = await leases_repo.held_with_cameras(session, live.pk)
+        ttl = self.settings.lease_ttl
+        return [assignment_of(camera, lease.epoch, ttl, threshold) for camera, lease in rows]
 
     async def request_camera(
         self, uow: UnitOfWork, principal: Principal, live: LiveWorker
     ) -> schemas.CameraRequestResponse:
         started = time.perf_counter()
         worker_id = live.worker_id
-        if live.status in (WorkerStatus.draining, WorkerStatus.stopping):
-            return self._nothing(f"worker is {live.status.value}: it takes no new cameras")
+
+        def nothing(reason: str, held: list[schemas.Assignment]) -> schemas.CameraRequestResponse:
+            return schemas.CameraRequestResponse(
+                assignment=None,
+                retry_after=self.settings.retry_after,
+                reason=reason,
+                held=held,
+                generation=live.generation,
+            )
+
         session = uow.session
-        row = await leases_repo.lock_worker(session, live.pk)
-        if row is None:
+        if await leases_repo.lock_worker(session, live.pk) is None:
             raise not_registered(worker_id)
-        held = await leases_repo.held_by(session, live.pk)
+        threshold = await self._threshold(uow, principal)
+        held = await self._held(session, principal, live, threshold)
+        if live.status in (WorkerStatus.draining, WorkerStatus.stopping):
+            return nothing(f"worker is {live.status.value}: it takes no new cameras", held)
         if len(held) >= live.capacity:
-            return self._nothing(f"worker is at capacity ({live.capacity} camera(s))")
+            return nothing(f"worker is at capacity ({live.capacity} camera(s))", held)
         now = self.state.clock()
         claimed = await leases_repo.claim_free_camera(
             session,
@@ -71,7 +97,7 @@ class AssignmentService:
             now=to_datetime(now),
         )
         if claimed is None:
-            return self._nothing("no free camera matches this worker")
+            return nothing("no free camera matches this worker", held)
         camera, epoch = claimed
         events_repo.record(
             session,
@@ -81,35 +107,30 @@ class AssignmentService:
             camera_id=camera.id,
             epoch=epoch,
         )
-
         event = {"worker_id": worker_id, "camera_id": camera.id, "epoch": epoch}
+        tenant_id = principal.tenant_id
 
         async def publish() -> None:
             # Counted once committed, so the latency includes the commit.
             self.state.metrics.assignments.inc()
             self.state.metrics.assignment_latency.observe(time.perf_counter() - started)
-            await self.hot.add_lease(principal.tenant_id, worker_id, camera.id, epoch)
-            await self.state.events.publish(principal.tenant_id, "camera_assigned", event)
+            await self.hot.add_lease(tenant_id, worker_id, camera.id, epoch, now=self.state.clock())
+            await self.state.events.publish(tenant_id, "camera_assigned", event)
 
-        uow.after_commit(publish)
+        uow.after_commit(publish, repairs=(tenant_id, worker_id))
+        assignment = assignment_of(camera, epoch, self.settings.lease_ttl, threshold)
         return schemas.CameraRequestResponse(
-            assignment=assignment_of(
-                camera, epoch, self.settings.lease_ttl, await self._threshold(uow, principal)
-            )
+            assignment=assignment, held=[*held, assignment], generation=live.generation
         )
 
     async def current(
         self, uow: UnitOfWork, principal: Principal, live: LiveWorker
     ) -> schemas.CurrentAssignments:
-        worker_id = live.worker_id
-        rows = await leases_repo.held_with_cameras(uow.session, live.pk)
         threshold = await self._threshold(uow, principal)
         return schemas.CurrentAssignments(
-            worker_id=worker_id,
-            assignments=[
-                assignment_of(camera, lease.epoch, self.settings.lease_ttl, threshold)
-                for camera, lease in rows
-            ],
+            worker_id=live.worker_id,
+            assignments=await self._held(uow.session, principal, live, threshold),
+            generation=live.generation,
         )
 
     async def release(
@@ -121,15 +142,21 @@ class AssignmentService:
     ) -> schemas.ReleaseResponse:
         worker_id = live.worker_id
         session = uow.session
-        now = to_datetime(self.state.clock())
-        if not await leases_repo.release(session, req.camera_id, live.pk, req.epoch, now):
-            lease = await leases_repo.lease_of(session, req.camera_id)
-            current = "none" if lease is None else str(lease.epoch)
+        now = self.state.clock()
+        if await leases_repo.lock_worker(session, live.pk) is None:
+            raise not_registered(worker_id)
+        lease = await leases_repo.lease_in_tenant(session, principal.tenant_id, req.camera_id)
+        if lease is None or lease.worker_pk != live.pk or lease.epoch != req.epoch:
             raise StaleEpoch(
-                f"worker {worker_id!r} does not hold camera {req.camera_id} at epoch {req.epoch} "
-                f"(current epoch {current}); stop processing it",
+                f"worker {worker_id!r} does not hold camera {req.camera_id} at epoch {req.epoch}; "
+                "stop processing it",
                 camera_id=req.camera_id,
             )
+        reason = "released by worker"
+        if req.error is not None:
+            reason = f"stream failed: {req.error}"
+            self._mark_failing(lease, req.error, now)
+        await leases_repo.release(session, req.camera_id, live.pk, req.epoch, to_datetime(now))
         events_repo.record(
             session,
             principal.tenant_id,
@@ -137,14 +164,25 @@ class AssignmentService:
             "camera_released",
             camera_id=req.camera_id,
             epoch=req.epoch,
-            reason="released by worker",
+            reason=reason,
         )
-
-        event = camera_released(worker_id, req.camera_id, req.epoch, "released by worker")
+        event = camera_released(worker_id, req.camera_id, req.epoch, reason)
+        tenant_id = principal.tenant_id
 
         async def publish() -> None:
-            await self.hot.drop_lease(principal.tenant_id, worker_id, req.camera_id)
-            await self.state.events.publish(principal.tenant_id, "camera_released", event)
+            await self.hot.drop_lease(tenant_id, worker_id, req.camera_id, now=self.state.clock())
+            await self.state.events.publish(tenant_id, "camera_released", event)
 
-        uow.after_commit(publish)
-        return schemas.ReleaseResponse(released=True, camera_id=req.camera_id, epoch=req.epoch)
+        uow.after_commit(publish, repairs=(tenant_id, worker_id))
+        return schemas.ReleaseResponse(
+            released=True, camera_id=req.camera_id, epoch=req.epoch, generation=live.generation
+        )
+
+    def _mark_failing(self, lease: CameraLease, error: str, now: float) -> None:
+        """A camera whose stream failed waits, longer each time, before anyone gets it."""
+        lease.failures += 1
+        lease.last_error = error
+        wait = failure_backoff(
+            lease.failures, self.settings.failing_backoff, self.settings.failing_backoff_max
+        )
+        lease.backoff_until = to_datetime(now) + timedelta(seconds=wait)

@@ -43,8 +43,11 @@ class CommandService:
         self.state = state
         self.hot = state.hot
 
-    async def _worker(self, uow: UnitOfWork, principal: Principal, worker_id: str) -> Worker:
-        row = await workers_repo.get(uow.session, principal.tenant_id, worker_id)
+    async def _worker(
+        self, uow: UnitOfWork, principal: Principal, worker_id: str, *, lock: bool = False
+    ) -> Worker:
+        find = workers_repo.get_for_update if lock else workers_repo.get
+        row = await find(uow.session, principal.tenant_id, worker_id)
         if row is None:
             raise not_registered(worker_id)
         return row
@@ -52,36 +55,43 @@ class CommandService:
     async def create(
         self, uow: UnitOfWork, principal: Principal, worker_id: str, req: schemas.CommandCreate
     ) -> tuple[schemas.CommandOut, bool]:
-        """The command and whether it was created now (False: an idempotent repeat)."""
-        row = await self._worker(uow, principal, worker_id)
-        session = uow.session
-        if req.idempotency_key is not None:
-            existing = await commands_repo.by_key(session, row.id, req.idempotency_key)
-            if existing is not None:
-                return command_out(existing, worker_id), False
+        """The command and whether it was created now (False: an idempotent repeat).
+
+        Either way an open command ends up deliverable: a repeat after a failed hand-over
+        to the hot store makes it deliverable again."""
+        # Locked like every change the anti-entropy pass compares.
+        row = await self._worker(uow, principal, worker_id, lock=True)
         now = to_datetime(self.state.clock())
-        command = Command(
-            tenant_id=principal.tenant_id,
-            worker_pk=row.id,
-            type=req.type,
-            payload=req.payload,
-            idempotency_key=req.idempotency_key,
-            created_at=now,
-            expires_at=now + timedelta(seconds=req.ttl_seconds),
+        command, created = await commands_repo.create_once(
+            uow.session,
+            Command(
+                tenant_id=principal.tenant_id,
+                worker_pk=row.id,
+                type=req.type,
+                payload=req.payload,
+                idempotency_key=req.idempotency_key,
+                created_at=now,
+                expires_at=now + timedelta(seconds=req.ttl_seconds),
+            ),
         )
-        session.add(command)
-        await session.flush()
-        item = delivery(command)
         out = command_out(command, worker_id)
+        tenant_id = principal.tenant_id
+        if command.status in commands_repo.OPEN and command.expires_at > now:
+            item = delivery(command)
 
-        async def publish() -> None:
-            await self.hot.push_pending(principal.tenant_id, worker_id, item)
-            await self.state.events.publish(
-                principal.tenant_id, "command_created", out.model_dump(mode="json")
-            )
+            async def deliverable() -> None:
+                await self.hot.add_command(tenant_id, worker_id, item)
 
-        uow.after_commit(publish)
-        return out, True
+            uow.after_commit(deliverable, repairs=(tenant_id, worker_id))
+        if created:
+
+            async def publish() -> None:
+                await self.state.events.publish(
+                    tenant_id, "command_created", out.model_dump(mode="json")
+                )
+
+            uow.after_commit(publish)
+        return out, created
 
     async def list(
         self,
@@ -116,13 +126,21 @@ class CommandService:
         req: schemas.CommandAck,
     ) -> schemas.CommandOut:
         worker_id = live.worker_id
+        await self._worker(uow, principal, worker_id, lock=True)
         command = await commands_repo.get(uow.session, live.pk, command_id)
         if command is None:
             raise CommandNotFound(f"worker {worker_id!r} has no command {command_id}")
-        if command.status in ("acked", "failed"):
-            return command_out(command, worker_id)  # a repeated ack changes nothing
-        if command.status == "expired":
-            raise Conflict(f"command {command_id} expired before it was acknowledged")
+        tenant_id = principal.tenant_id
+        if command.status not in commands_repo.OPEN:
+
+            async def undeliverable() -> None:
+                await self.hot.remove_command(tenant_id, worker_id, command_id)
+
+            # A repeated ack (its answer was lost) changes nothing but the hand-out.
+            uow.after_commit(undeliverable, repairs=(tenant_id, worker_id))
+            if command.status == "expired":
+                raise Conflict(f"command {command_id} expired before it was acknowledged")
+            return command_out(command, worker_id)
         now = to_datetime(self.state.clock())
         command.status = req.status
         command.result = req.result
@@ -132,9 +150,8 @@ class CommandService:
         out = command_out(command, worker_id)
 
         async def publish() -> None:
-            await self.state.events.publish(
-                principal.tenant_id, "command_acked", out.model_dump(mode="json")
-            )
+            await self.hot.remove_command(tenant_id, worker_id, command_id)
+            await self.state.events.publish(tenant_id, "command_acked", out.model_dump(mode="json"))
 
-        uow.after_commit(publish)
+        uow.after_commit(publish, repairs=(tenant_id, worker_id))
         return out

@@ -73,7 +73,7 @@ class ControlService:
 
         async def publish() -> None:
             for held in released:
-                await hot.drop_lease(tenant_id, worker_id, held.camera_id)
+                await hot.drop_lease(tenant_id, worker_id, held.camera_id, now=self.state.clock())
             await hot.set_status(
                 tenant_id,
                 worker_id,
@@ -94,7 +94,7 @@ class ControlService:
                 {"worker_id": worker_id, "source": source, "mode": req.mode, "deadline": deadline},
             )
 
-        uow.after_commit(publish)
+        uow.after_commit(publish, repairs=(tenant_id, worker_id))
         return schemas.ShutdownResponse(
             worker_id=worker_id,
             source=source,
@@ -133,5 +133,5 @@ class ControlService:
                 {"worker_id": worker_id, "from": previous, "to": status.value},
             )
 
-        uow.after_commit(publish)
+        uow.after_commit(publish, repairs=(tenant_id, worker_id))
         return schemas.ControlResponse(worker_id=worker_id, status=status, desired_state=desired)

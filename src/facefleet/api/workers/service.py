@@ -13,8 +13,7 @@ from facefleet.api.security import Principal, Role, hash_secret, new_session_tok
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import commands_repo, events_repo, leases_repo, workers_repo
 from facefleet.api.storage.db.commands_repo import delivery
-from facefleet.api.storage.db.models import Worker
-from facefleet.api.storage.hot.base import LiveWorker, SessionMismatch
+from facefleet.api.storage.hot.base import LiveWorker, SessionMismatch, next_generation
 from facefleet.api.storage.pending_audit import AuditEntry
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.api.workers import schemas
@@ -39,9 +38,9 @@ class WorkerService:
         if previous is not None:
             self._refuse_if_held(previous, req, now)
         session = uow.session
-        row = await workers_repo.get_for_update(session, tenant_id, req.worker_id)
+        row, first = await workers_repo.lock_or_create(session, tenant_id, req.worker_id)
         if (
-            row is not None
+            not first
             and row.instance_id != req.instance_id
             and row.status in LIVE_STATUSES
             and now - row.registered_at.timestamp() < self.settings.suspect_after
@@ -65,14 +64,8 @@ class WorkerService:
             "registered_at": now_dt,
             "last_seen_at": now_dt,
         }
-        first = row is None
-        if row is None:
-            row = Worker(tenant_id=tenant_id, worker_id=req.worker_id, **fields)
-            session.add(row)
-            await session.flush()
-        else:
-            for name, value in fields.items():
-                setattr(row, name, value)
+        for name, value in fields.items():
+            setattr(row, name, value)
         # Leases of a record the reaper already declared offline are no longer valid; any
         # other lease still in the database survives a re-registration (restart keeps it).
         if previous is not None and not previous.is_live:
@@ -96,6 +89,7 @@ class WorkerService:
             instance_id=req.instance_id,
             kept_cameras=[h.camera_id for h in kept],
         )
+        commands = await commands_repo.deliverable(session, row.id, now_dt)
         live = LiveWorker(
             pk=row.id,
             tenant_id=tenant_id,
@@ -110,9 +104,10 @@ class WorkerService:
             last_seen=now,
             deadline=now + self.settings.lease_ttl,
             leases={h.camera_id: h.epoch for h in kept},
+            commands={c.id: delivery(c) for c in commands},
+            # A new session: newer than anything the previous one was told.
+            generation=next_generation(previous.generation if previous else 0, now),
         )
-
-        commands = [delivery(c) for c in await commands_repo.undelivered(session, row.id, now_dt)]
         event = {
             "worker_id": req.worker_id,
             "hostname": req.hostname,
@@ -124,11 +119,9 @@ class WorkerService:
 
         async def publish() -> None:
             await self.hot.put_worker(live)
-            for item in commands:
-                await self.hot.push_pending(tenant_id, req.worker_id, item)
             await self.state.events.publish(tenant_id, "registered", event)
 
-        uow.after_commit(publish)
+        uow.after_commit(publish, repairs=(tenant_id, req.worker_id))
         return schemas.RegisterResponse(
             worker_id=req.worker_id,
             session_token=token,
@@ -138,6 +131,7 @@ class WorkerService:
             heartbeat_jitter=self.settings.heartbeat_jitter,
             lease_ttl=self.settings.lease_ttl,
             leases=lease_infos(live, now),
+            generation=live.generation,
         )
 
     def _refuse_if_held(
@@ -177,6 +171,11 @@ class WorkerService:
                 now=now,
                 ttl=self.settings.lease_ttl,
                 metrics=req.metrics,
+                streams=(
+                    None
+                    if req.streams is None
+                    else [r.model_dump(mode="json") for r in req.streams]
+                ),
                 session_hash=expected,
             )
         except SessionMismatch as exc:
@@ -195,18 +194,17 @@ class WorkerService:
                 "status_changed",
                 {"worker_id": worker_id, "from": "suspect", "to": "online"},
             )
-        if outcome.pending:
-            self.state.delivered_commands.extend(item["id"] for item in outcome.pending)
         return schemas.HeartbeatResponse(
             status=worker.status,
             desired_state=worker.desired_state,
             leases=lease_infos(worker, now),
-            commands=outcome.pending,
+            commands=[worker.commands[cid] for cid in sorted(worker.commands)],
             stop_mode=worker.stop_mode,
             heartbeat_interval=self.settings.heartbeat_interval,
             lease_ttl=self.settings.lease_ttl,
             server_time=now,
             gallery_version=await self.state.gallery_versions.get(worker.tenant_id),
+            generation=worker.generation,
         )
 
     async def deregister(
@@ -244,6 +242,10 @@ class WorkerService:
             )
         row.status = WorkerStatus.deregistered.value
         events_repo.record(session, tenant_id, row.id, "deregistered")
+        if hold is not None:
+            # Taken from a live worker: it must stop hearing that its leases are valid before
+            # the release commits (its next heartbeat is told to register again).
+            await self.hot.remove_worker(tenant_id, worker_id)
 
         async def forget() -> None:
             await self.hot.remove_worker(tenant_id, worker_id)
@@ -259,7 +261,7 @@ class WorkerService:
                 {"worker_id": worker_id, "released_cameras": [h.camera_id for h in released]},
             )
 
-        uow.after_commit(forget)
+        uow.after_commit(forget, repairs=(tenant_id, worker_id))
         return schemas.DeregisterResponse(
             worker_id=worker_id, released_cameras=[h.camera_id for h in released]
         )

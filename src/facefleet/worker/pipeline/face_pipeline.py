@@ -14,7 +14,7 @@ from facefleet.worker.pipeline.face_processor import (
     QualityGate,
 )
 from facefleet.worker.pipeline.gallery_store import GalleryStore
-from facefleet.worker.pipeline.reporter import SightingReporter, StaleCallback
+from facefleet.worker.pipeline.reporter import SightingOutbox
 from facefleet.worker.pipeline.source import FrameSource
 from facefleet.worker.pipeline.tracker import TrackerConfig
 from facefleet.worker.worker_client import Assignment, WorkerClient
@@ -44,30 +44,26 @@ async def load_engine(settings: WorkerSettings) -> FaceEngine:
 
 
 class FacePipeline:
-    """Builds each camera's runner; ``runner`` is the agent's runner factory.
-
-    ``on_stale`` is set once the agent exists: it stops a stream whose epoch the control
-    plane refused.
-    """
+    """Builds each camera's runner; ``runner`` is the agent's runner factory. Sightings go
+    to the worker's outbox."""
 
     def __init__(
         self,
         client: WorkerClient,
         engine: FaceAnalyzer,
+        outbox: SightingOutbox,
         config: FaceProcessorConfig | None = None,
         *,
         expected_model: str = MODEL_NAME,
     ) -> None:
         self.client = client
         self.engine = engine
+        self.outbox = outbox
         self.config = config or FaceProcessorConfig()
         self.gallery = GalleryStore(client.get_gallery, expected_model)
-        self.on_stale: StaleCallback | None = None
 
     def runner(self, assignment: Assignment) -> FaceCameraRunner:
-        reporter = SightingReporter(
-            self.client, assignment.camera_id, assignment.epoch, self._stale
-        )
+        reporter = self.outbox.reporter(assignment.camera_id, assignment.epoch)
         processor = FaceProcessor(
             self.engine,
             self.gallery,
@@ -78,10 +74,6 @@ class FacePipeline:
         return FaceCameraRunner(
             FrameSource(assignment.source_url), processor, assignment.target_fps
         )
-
-    def _stale(self, camera_id: int, epoch: int) -> None:
-        if self.on_stale is not None:
-            self.on_stale(camera_id, epoch)
 
 
 __all__ = ["FacePipeline", "load_engine", "processor_config"]

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from facefleet.worker.pipeline.source import Frame, FrameSource, RateMeter
+from facefleet.worker.timeouts import wait_set
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,10 @@ class CameraRunner:
         self._done = asyncio.Event()
         self._errors = 0
         self._last_error = ""
+        # Asked before each frame: False skips it (the agent's lease check, so no frame is
+        # processed once the worker can no longer be sure its lease is valid).
+        self.guard: Callable[[Frame], bool] | None = None
+        self._frames_refused = 0
 
     def metrics(self) -> dict[str, MetricValue]:
         stats = self.source.stats()
@@ -85,6 +91,7 @@ class CameraRunner:
             "target_fps": self.target_fps or 0,
             "process_errors": self._errors,
             "last_process_error": self._last_error,
+            "frames_refused": self._frames_refused,
         }
         merged.update(self.processor.metrics())
         return merged
@@ -118,6 +125,9 @@ class CameraRunner:
                 if interval:
                     # At most one frame per interval, and no catch-up burst after a gap.
                     next_due = max(next_due + interval, loop.time())
+                if self.guard is not None and not self.guard(frame):
+                    self._frames_refused += 1
+                    continue
                 await self._process(frame)
         finally:
             for waiter in (stop_wait, frame_wait):
@@ -150,12 +160,9 @@ class CameraRunner:
         if task is not None and task is not asyncio.current_task():
             # Half the budget for the frame in progress, the rest for cancelling it.
             grace = max(0.0, (deadline - loop.time()) / 2)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._done.wait(), grace)
-            if not self._done.is_set():
+            if not await wait_set(self._done, grace):
                 task.cancel()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._done.wait(), max(0.0, deadline - loop.time()))
+                await wait_set(self._done, max(0.0, deadline - loop.time()))
             finished = self._done.is_set()
         if self._stop_source:
             remaining = max(0.0, deadline - loop.time())

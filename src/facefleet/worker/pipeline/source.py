@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facefleet.protocol.source_urls import SourceSpec, mask_source_url, parse_source_url
+from facefleet.worker.timeouts import wait_set
 
 logger = logging.getLogger(__name__)
 
@@ -309,9 +310,7 @@ class FrameSource:
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     return None
-                try:
-                    await asyncio.wait_for(event.wait(), remaining)
-                except TimeoutError:
+                if not await wait_set(event, remaining):
                     return None
             finally:
                 with self._cond:

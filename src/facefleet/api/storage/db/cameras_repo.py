@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facefleet.api.storage.db.models import Camera, CameraLease, CameraRequiredLabel, Worker
@@ -105,3 +106,50 @@ async def counts(session: AsyncSession, tenant_id: str) -> dict[str, int]:
         else:
             out["disabled"] += count
     return out
+
+
+async def fleet_counts(session: AsyncSession, now: datetime) -> dict[str, dict[str, int]]:
+    """Per tenant: enabled and disabled cameras, and unheld ones that are failing."""
+    failing = CameraLease.worker_pk.is_(None) & (
+        (CameraLease.failures > 0) | (CameraLease.backoff_until > now)
+    )
+    rows = await session.execute(
+        select(Camera.tenant_id, Camera.enabled, failing, func.count())
+        .join(CameraLease, CameraLease.camera_id == Camera.id)
+        .group_by(Camera.tenant_id, Camera.enabled, failing)
+    )
+    out: dict[str, dict[str, int]] = {}
+    for tenant_id, enabled, is_failing, count in rows:
+        counts = out.setdefault(tenant_id, {"enabled": 0, "disabled": 0, "failing": 0})
+        if not enabled:
+            counts["disabled"] += count
+            continue
+        counts["enabled"] += count
+        if is_failing:
+            counts["failing"] += count
+    return out
+
+
+async def leases_with_holders(
+    session: AsyncSession, camera_ids: Sequence[int]
+) -> list[tuple[Camera, CameraLease, str | None]]:
+    if not camera_ids:
+        return []
+    rows = await session.execute(
+        select(Camera, CameraLease, Worker.worker_id)
+        .join(CameraLease, CameraLease.camera_id == Camera.id)
+        .outerjoin(Worker, Worker.id == CameraLease.worker_pk)
+        .where(Camera.id.in_(list(camera_ids)))
+    )
+    return [(camera, lease, holder) for camera, lease, holder in rows]
+
+
+async def clear_failures(session: AsyncSession, camera_ids: Sequence[int]) -> None:
+    """Cameras that stream again start their failure count over."""
+    if camera_ids:
+        await session.execute(
+            update(CameraLease)
+            .where(CameraLease.camera_id.in_(list(camera_ids)), CameraLease.failures > 0)
+            .values(failures=0, last_error=None, backoff_until=None)
+            .execution_options(synchronize_session=False)
+        )

@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facefleet.api.storage.db.models import Command, Worker
+from facefleet.protocol.commands import CommandDelivery
 
 OPEN = ("pending", "delivered")
 
@@ -36,17 +38,40 @@ async def for_worker(
     return list(rows.all())
 
 
-async def undelivered(session: AsyncSession, worker_pk: int, now: datetime) -> list[Command]:
+async def deliverable(session: AsyncSession, worker_pk: int, now: datetime) -> list[Command]:
+    """Commands the worker must still receive: not acknowledged and not expired."""
     rows = await session.scalars(
         select(Command)
         .where(
             Command.worker_pk == worker_pk,
-            Command.status == "pending",
+            Command.status.in_(OPEN),
             Command.expires_at > now,
         )
         .order_by(Command.id)
     )
     return list(rows.all())
+
+
+async def create_once(session: AsyncSession, command: Command) -> tuple[Command, bool]:
+    """Insert the command, or find the one with the same idempotency key; True when new.
+
+    Two creations with one key at once insert once: the second one's insert fails on the
+    unique key (after the first commits) and it returns the first one's row instead."""
+    key = command.idempotency_key
+    if key is not None and (existing := await by_key(session, command.worker_pk, key)):
+        return existing, False
+    try:
+        async with session.begin_nested():
+            session.add(command)
+            await session.flush()
+    except IntegrityError:
+        if key is None:
+            raise
+        found = await by_key(session, command.worker_pk, key)
+        if found is None:
+            raise
+        return found, False
+    return command, True
 
 
 async def mark_delivered(session: AsyncSession, ids: Sequence[int], now: datetime) -> None:
@@ -77,10 +102,10 @@ async def expire_due(session: AsyncSession, now: datetime) -> list[tuple[Command
 
 
 def delivery(command: Command) -> dict[str, Any]:
-    """What a worker receives in its heartbeat response."""
-    return {
-        "id": command.id,
-        "type": command.type,
-        "payload": command.payload,
-        "expires_at": command.expires_at.timestamp(),
-    }
+    """What a worker receives in its heartbeat responses until it acknowledges it."""
+    return CommandDelivery(
+        id=command.id,
+        type=command.type,
+        payload=command.payload,
+        expires_at=command.expires_at.timestamp(),
+    ).model_dump(mode="json")

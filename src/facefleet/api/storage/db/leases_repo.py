@@ -62,6 +62,7 @@ async def claim_free_camera(
             Camera.enabled.is_(True),
             CameraLease.worker_pk.is_(None),
             or_(CameraLease.revoked_until.is_(None), CameraLease.revoked_until <= now),
+            or_(CameraLease.backoff_until.is_(None), CameraLease.backoff_until <= now),
             ~missing_label,
         )
         .order_by(
@@ -140,6 +141,17 @@ async def release_all(
 
 async def lease_of(session: AsyncSession, camera_id: int) -> CameraLease | None:
     return await session.scalar(select(CameraLease).where(CameraLease.camera_id == camera_id))
+
+
+async def lease_in_tenant(
+    session: AsyncSession, tenant_id: str, camera_id: int
+) -> CameraLease | None:
+    """The lease row of a camera of this tenant (None for another tenant's camera)."""
+    return await session.scalar(
+        select(CameraLease)
+        .join(Camera, Camera.id == CameraLease.camera_id)
+        .where(CameraLease.camera_id == camera_id, Camera.tenant_id == tenant_id)
+    )
 
 
 async def held_with_cameras(

@@ -57,6 +57,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# SQLite must never hand out a deleted row's id again: the fleet refers to these ids.
+AUTOINCREMENT = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
@@ -79,6 +83,7 @@ class Tenant(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    __table_args__ = AUTOINCREMENT
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16))
@@ -91,7 +96,7 @@ class ApiKey(Base):
 
 class Worker(Base):
     __tablename__ = "workers"
-    __table_args__ = (UniqueConstraint("tenant_id", "worker_id"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "worker_id"), AUTOINCREMENT)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     worker_id: Mapped[str] = mapped_column(String(128))
@@ -110,7 +115,7 @@ class Worker(Base):
 
 class Camera(Base):
     __tablename__ = "cameras"
-    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "name"), AUTOINCREMENT)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(128))
@@ -152,6 +157,10 @@ class CameraLease(Base):
     # After the control plane takes a camera away from a live worker, that worker may still
     # believe its lease valid until its own deadline: nobody else gets the camera before.
     revoked_until: Mapped[datetime | None] = mapped_column(default=None)
+    # A camera whose stream failed: how often in a row, why, and when it may be offered again.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    backoff_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Command(Base):
@@ -159,6 +168,7 @@ class Command(Base):
     __table_args__ = (
         UniqueConstraint("worker_pk", "idempotency_key"),
         Index("ix_commands_status_expires", "status", "expires_at"),
+        AUTOINCREMENT,
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -178,7 +188,7 @@ class WorkerEvent(Base):
     """Audit history: every ownership change and status transition of a worker."""
 
     __tablename__ = "worker_events"
-    __table_args__ = (Index("ix_worker_events_worker_time", "worker_pk", "id"),)
+    __table_args__ = (Index("ix_worker_events_worker_time", "worker_pk", "id"), AUTOINCREMENT)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     worker_pk: Mapped[int | None] = mapped_column(
@@ -193,6 +203,7 @@ class WorkerEvent(Base):
 
 class Person(Base):
     __tablename__ = "people"
+    __table_args__ = AUTOINCREMENT
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -206,6 +217,7 @@ class FaceEmbedding(Base):
     """One enrolled face: its embedding (float32 bytes) and the model that made it."""
 
     __tablename__ = "faces"
+    __table_args__ = AUTOINCREMENT
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
@@ -226,6 +238,7 @@ class Sighting(Base):
         UniqueConstraint("camera_id", "epoch", "track_id"),
         Index("ix_sightings_tenant_time", "tenant_id", "first_seen"),
         Index("ix_sightings_person_time", "person_id", "first_seen"),
+        AUTOINCREMENT,
     )
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facefleet.api.storage.db.models import Worker
@@ -25,6 +27,26 @@ async def get_for_update(session: AsyncSession, tenant_id: str, worker_id: str) 
         .where(Worker.tenant_id == tenant_id, Worker.worker_id == worker_id)
         .with_for_update()
     )
+
+
+async def lock_or_create(
+    session: AsyncSession, tenant_id: str, worker_id: str
+) -> tuple[Worker, bool]:
+    """The worker's row, locked, created if it did not exist; True when created now.
+
+    Two first registrations of one id at once must not both insert: the row is inserted
+    unless it exists (one statement), then locked, so the second waits for the first.
+    """
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    insert = pg_insert(Worker) if postgresql else sqlite_insert(Worker)
+    created = await session.execute(
+        insert.values(
+            tenant_id=tenant_id, worker_id=worker_id, status="registering"
+        ).on_conflict_do_nothing(index_elements=["tenant_id", "worker_id"])
+    )
+    row = await get_for_update(session, tenant_id, worker_id)
+    assert row is not None
+    return row, getattr(created, "rowcount", 0) == 1
 
 
 async def for_tenant(session: AsyncSession, tenant_id: str) -> list[Worker]:

@@ -31,6 +31,12 @@ class LiveWorker:
     # Set by an operator's shutdown signal: past it the reaper forces the worker offline.
     stop_deadline: float | None = None
     stop_mode: str | None = None
+    # Changes with every change of ``leases`` (see ``next_generation``).
+    generation: int = 0
+    # Commands not yet acknowledged, by id: every heartbeat response carries them all.
+    commands: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # The worker's latest report of each stream (StreamReport dicts).
+    streams: list[dict[str, Any]] = field(default_factory=list)
 
     def is_expired(self, now: float) -> bool:
         overdue = self.stop_deadline is not None and now >= self.stop_deadline
@@ -53,11 +59,17 @@ def worker_key(tenant_id: str, worker_id: str) -> str:
     return f"{tenant_id}/{worker_id}"
 
 
+def next_generation(previous: int, now: float) -> int:
+    """A worker's next lease generation: the clock in microseconds, or one more than the last
+    when two changes share a microsecond. Derived from the clock, a generation keeps growing
+    when a record is made anew (a registration, a hot store rebuilt after Redis lost it)."""
+    return max(previous + 1, int(now * 1_000_000))
+
+
 @dataclass(frozen=True)
 class HeartbeatOutcome:
-    worker: LiveWorker
+    worker: LiveWorker  # its ``commands`` are the ones the response hands out
     recovered: bool  # was suspect, is online again
-    pending: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -81,9 +93,10 @@ class HotStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def put_worker(self, worker: LiveWorker) -> None:
-        """Insert or replace a worker's live record (registration, recovery); its pending
-        queue starts empty."""
+    async def put_worker(self, worker: LiveWorker) -> int:
+        """Insert or replace a worker's live record (registration), with its leases and
+        commands as given; returns the record's lease generation: newer than any before,
+        and at least ``worker.generation``."""
 
     async def restore_worker(self, worker: LiveWorker) -> bool:
         """Insert a worker's record unless the store already has one (recovery must never
@@ -107,11 +120,14 @@ class HotStore(Protocol):
         now: float,
         ttl: float,
         metrics: dict[str, Any] | None,
+        streams: list[dict[str, Any]] | None = None,
         session_hash: str | None = None,
     ) -> HeartbeatOutcome | None:
         """Renew liveness and leases; None when the worker is unknown or no longer live.
 
         With ``session_hash`` the renewal happens only for that session (else SessionMismatch).
+        The worker's unacknowledged commands are handed out again on every heartbeat until
+        acknowledged, and counted as delivered (``take_delivered``).
         """
 
     async def set_status(
@@ -127,12 +143,34 @@ class HotStore(Protocol):
         """Change status (and what the worker is told to do); None if it is not known."""
 
     async def add_lease(
-        self, tenant_id: str, worker_id: str, camera_id: int, epoch: int
-    ) -> None: ...
+        self, tenant_id: str, worker_id: str, camera_id: int, epoch: int, *, now: float
+    ) -> int | None:
+        """Record a lease the database granted; the new generation, or None when the worker
+        has no record."""
 
-    async def drop_lease(self, tenant_id: str, worker_id: str, camera_id: int) -> None: ...
+    async def drop_lease(
+        self, tenant_id: str, worker_id: str, camera_id: int, *, now: float
+    ) -> int | None:
+        """Forget a lease; the new generation (unchanged if it was not there), or None."""
 
-    async def push_pending(self, tenant_id: str, worker_id: str, item: dict[str, Any]) -> None: ...
+    async def set_leases(
+        self, tenant_id: str, worker_id: str, leases: dict[int, int], *, now: float
+    ) -> int | None:
+        """Replace the lease map with the database's (repair); the generation changes only
+        if the map did. None when the worker has no record."""
+
+    async def add_command(self, tenant_id: str, worker_id: str, item: dict[str, Any]) -> bool:
+        """Make a command deliverable (idempotent by its id); False without a record."""
+
+    async def remove_command(self, tenant_id: str, worker_id: str, command_id: int) -> None: ...
+
+    async def set_commands(
+        self, tenant_id: str, worker_id: str, items: list[dict[str, Any]]
+    ) -> bool:
+        """Replace the deliverable commands with the database's (repair)."""
+
+    async def take_delivered(self) -> list[int]:
+        """Ids of commands handed out since the last call (to mark them delivered)."""
 
     async def sweep(self, *, now: float, suspect_after: float) -> SweepResult:
         """Mark silent workers suspect and expired ones offline, atomically, and return them.
@@ -144,7 +182,7 @@ class HotStore(Protocol):
     async def offline_with_leases(self) -> list[LiveWorker]: ...
 
     async def extend_grace(self, *, now: float, ttl: float) -> int:
-        """Treat every live worker as if it had heartbeated at ``now`` (its pending queue
+        """Treat every live worker as if it had heartbeated at ``now`` (its commands
         untouched): after the whole control plane was down, a fleet that could not
         heartbeat meanwhile gets one TTL to do so. Returns how many workers it covered."""
 

@@ -15,6 +15,7 @@ from facefleet.api.storage.hot.base import (
     LiveWorker,
     SessionMismatch,
     SweepResult,
+    next_generation,
     worker_key,
 )
 from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
@@ -22,8 +23,9 @@ from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 _RATE_BUCKETS = 64
 
 
-def _copy(worker: LiveWorker) -> LiveWorker:
-    """A copy callers may change freely: the mutable fields are copied, not shared.
+def _copy(worker: LiveWorker, *, with_commands: bool = False) -> LiveWorker:
+    """A copy callers may change freely: the mutable fields are copied, not shared. Only
+    ``get_worker`` and heartbeats hand out the commands (listings do not carry them).
 
     Every heartbeat makes one: a field-by-field copy of the instance dict costs a third of
     ``dataclasses.replace``, which re-runs ``__init__``, and a tiny part of ``copy.deepcopy``."""
@@ -32,14 +34,16 @@ def _copy(worker: LiveWorker) -> LiveWorker:
     twin.labels = list(worker.labels)
     twin.leases = dict(worker.leases)
     twin.metrics = dict(worker.metrics)
+    twin.commands = dict(worker.commands) if with_commands else {}
+    twin.streams = list(worker.streams)
     return twin
 
 
 class MemoryHotStore:
     def __init__(self) -> None:
         self._workers: dict[str, LiveWorker] = {}
-        self._pending: dict[str, list[dict[str, Any]]] = {}
         self._dirty: set[str] = set()
+        self._delivered: set[int] = set()
         # (second, count) buckets for the heartbeat rate.
         self._rate: deque[list[int]] = deque(maxlen=_RATE_BUCKETS)
         self._touched: dict[str, dict[str, dict[str, Any] | None]] = {}
@@ -51,9 +55,15 @@ class MemoryHotStore:
     async def close(self) -> None:
         return None
 
-    async def put_worker(self, worker: LiveWorker) -> None:
-        self._workers[worker.key] = _copy(worker)
-        self._pending.pop(worker.key, None)
+    async def put_worker(self, worker: LiveWorker) -> int:
+        previous = self._workers.get(worker.key)
+        record = _copy(worker, with_commands=True)
+        record.generation = max(
+            worker.generation,
+            next_generation(previous.generation if previous is not None else 0, worker.last_seen),
+        )
+        self._workers[worker.key] = record
+        return record.generation
 
     async def restore_worker(self, worker: LiveWorker) -> bool:
         if worker.key in self._workers:
@@ -63,7 +73,7 @@ class MemoryHotStore:
 
     async def get_worker(self, tenant_id: str, worker_id: str) -> LiveWorker | None:
         worker = self._workers.get(worker_key(tenant_id, worker_id))
-        return _copy(worker) if worker else None
+        return _copy(worker, with_commands=True) if worker else None
 
     async def list_workers(self, tenant_id: str | None = None) -> list[LiveWorker]:
         return [
@@ -80,7 +90,6 @@ class MemoryHotStore:
         if only_if_offline and worker is not None and worker.status != WorkerStatus.offline:
             return
         self._workers.pop(key, None)
-        self._pending.pop(key, None)
         self._dirty.discard(key)
 
     async def heartbeat(
@@ -91,6 +100,7 @@ class MemoryHotStore:
         now: float,
         ttl: float,
         metrics: dict[str, Any] | None,
+        streams: list[dict[str, Any]] | None = None,
         session_hash: str | None = None,
     ) -> HeartbeatOutcome | None:
         key = worker_key(tenant_id, worker_id)
@@ -106,11 +116,13 @@ class MemoryHotStore:
         worker.deadline = max(worker.deadline, now + ttl)
         if metrics is not None:
             worker.metrics = metrics
+        if streams is not None:
+            worker.streams = streams
         self._dirty.add(key)
         self._touched.setdefault(tenant_id, {})[worker_id] = metrics
         self._count(now)
-        pending = self._pending.pop(key, [])
-        return HeartbeatOutcome(_copy(worker), recovered, pending)
+        self._delivered.update(worker.commands)
+        return HeartbeatOutcome(_copy(worker, with_commands=True), recovered)
 
     def _count(self, now: float) -> None:
         second = math.floor(now)
@@ -141,18 +153,64 @@ class MemoryHotStore:
         self._dirty.add(worker.key)
         return _copy(worker)
 
-    async def add_lease(self, tenant_id: str, worker_id: str, camera_id: int, epoch: int) -> None:
+    def _set_leases(
+        self, tenant_id: str, worker_id: str, leases: dict[int, int], now: float
+    ) -> int | None:
+        worker = self._workers.get(worker_key(tenant_id, worker_id))
+        if worker is None:
+            return None
+        if leases != worker.leases:
+            worker.leases = leases
+            worker.generation = next_generation(worker.generation, now)
+        return worker.generation
+
+    def _leases_of(self, tenant_id: str, worker_id: str) -> dict[int, int]:
+        worker = self._workers.get(worker_key(tenant_id, worker_id))
+        return dict(worker.leases) if worker is not None else {}
+
+    async def add_lease(
+        self, tenant_id: str, worker_id: str, camera_id: int, epoch: int, *, now: float
+    ) -> int | None:
+        leases = self._leases_of(tenant_id, worker_id)
+        leases[camera_id] = epoch
+        return self._set_leases(tenant_id, worker_id, leases, now)
+
+    async def drop_lease(
+        self, tenant_id: str, worker_id: str, camera_id: int, *, now: float
+    ) -> int | None:
+        leases = self._leases_of(tenant_id, worker_id)
+        leases.pop(camera_id, None)
+        return self._set_leases(tenant_id, worker_id, leases, now)
+
+    async def set_leases(
+        self, tenant_id: str, worker_id: str, leases: dict[int, int], *, now: float
+    ) -> int | None:
+        return self._set_leases(tenant_id, worker_id, dict(leases), now)
+
+    async def add_command(self, tenant_id: str, worker_id: str, item: dict[str, Any]) -> bool:
+        worker = self._workers.get(worker_key(tenant_id, worker_id))
+        if worker is None:
+            return False
+        worker.commands[int(item["id"])] = dict(item)
+        return True
+
+    async def remove_command(self, tenant_id: str, worker_id: str, command_id: int) -> None:
         worker = self._workers.get(worker_key(tenant_id, worker_id))
         if worker is not None:
-            worker.leases[camera_id] = epoch
+            worker.commands.pop(command_id, None)
 
-    async def drop_lease(self, tenant_id: str, worker_id: str, camera_id: int) -> None:
+    async def set_commands(
+        self, tenant_id: str, worker_id: str, items: list[dict[str, Any]]
+    ) -> bool:
         worker = self._workers.get(worker_key(tenant_id, worker_id))
-        if worker is not None:
-            worker.leases.pop(camera_id, None)
+        if worker is None:
+            return False
+        worker.commands = {int(item["id"]): dict(item) for item in items}
+        return True
 
-    async def push_pending(self, tenant_id: str, worker_id: str, item: dict[str, Any]) -> None:
-        self._pending.setdefault(worker_key(tenant_id, worker_id), []).append(item)
+    async def take_delivered(self) -> list[int]:
+        delivered, self._delivered = sorted(self._delivered), set()
+        return delivered
 
     async def sweep(self, *, now: float, suspect_after: float) -> SweepResult:
         suspect: list[LiveWorker] = []

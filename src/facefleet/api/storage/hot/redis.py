@@ -15,7 +15,8 @@ Keys, all under ``prefix``; a worker's *member* name is ``<tenant>/<worker>``:
   shutdown deadline); ``quiet``: online workers by their last heartbeat; ``offline`` and
   ``draining``: workers in those states. With these the reaper's passes cost what changes,
   not the size of the fleet;
-- ``pending:<member>``: the queue of items for the next heartbeat response;
+- ``cmd:<member>``: the worker's commands not yet acknowledged, by id, handed out by every
+  heartbeat until acknowledged; ``delivered``: ids handed out since the flusher took them;
 - ``dirty``: records changed since the write-behind flusher last took them;
 - ``touched`` and ``touched:<tenant>``: heartbeats since the stats digest last took them;
 - ``rate:<second>``: heartbeats counted per second of the callers' clock;
@@ -105,6 +106,8 @@ def encode_worker(worker: LiveWorker) -> dict[str, str]:
         "last_seen": _number(worker.last_seen),
         "deadline": _number(worker.deadline),
         "metrics": json.dumps(worker.metrics),
+        "streams": json.dumps(worker.streams),
+        "generation": str(worker.generation),
     }
     if worker.stop_deadline is not None:
         fields["stop_deadline"] = _number(worker.stop_deadline)
@@ -115,7 +118,8 @@ def encode_worker(worker: LiveWorker) -> dict[str, str]:
     return fields
 
 
-def decode_worker(fields: dict[str, str]) -> LiveWorker:
+def decode_worker(fields: dict[str, str], commands: list[str] | None = None) -> LiveWorker:
+    """A record (and, when given, its flat id/item list of commands)."""
     stop_deadline = fields.get("stop_deadline")
     return LiveWorker(
         pk=int(fields["pk"]),
@@ -138,6 +142,9 @@ def decode_worker(fields: dict[str, str]) -> LiveWorker:
         metrics=json.loads(fields["metrics"]),
         stop_deadline=None if stop_deadline is None else float(stop_deadline),
         stop_mode=fields.get("stop_mode"),
+        generation=int(fields.get("generation", "0")),
+        commands={int(k): json.loads(v) for k, v in _pairs(commands or []).items()},
+        streams=json.loads(fields.get("streams", "[]")),
     )
 
 
@@ -165,7 +172,9 @@ class RedisHotStore:
         self._remove = script("remove")
         self._heartbeat = script("heartbeat")
         self._set_status = script("set_status")
-        self._lease = script("lease")
+        self._leases = script("leases")
+        self._commands = script("commands")
+        self._take_delivered = script("take_delivered")
         self._sweep = script("sweep")
         self._list = script("list")
         self._extend_grace = script("extend_grace")
@@ -193,30 +202,42 @@ class RedisHotStore:
 
     # -- records --------------------------------------------------------------------------
 
-    async def _store(self, worker: LiveWorker, *, only_if_absent: bool) -> bool:
+    async def _store(self, worker: LiveWorker, *, only_if_absent: bool) -> int:
         flat = [item for pair in encode_worker(worker).items() for item in pair]
-        done = await self._put(
+        commands = [
+            part for cid, item in worker.commands.items() for part in (str(cid), json.dumps(item))
+        ]
+        generation = await self._put(
             args=self._one(
                 worker.tenant_id,
                 worker.worker_id,
                 "1" if only_if_absent else "0",
                 worker.worker_id,
                 worker.tenant_id,
+                _number(worker.last_seen),
+                str(len(worker.commands)),
+                *commands,
                 *flat,
             )
         )
-        return bool(done)
+        return int(generation)
 
-    async def put_worker(self, worker: LiveWorker) -> None:
-        await self._store(worker, only_if_absent=False)
+    async def put_worker(self, worker: LiveWorker) -> int:
+        return await self._store(worker, only_if_absent=False)
 
     async def restore_worker(self, worker: LiveWorker) -> bool:
-        return await self._store(worker, only_if_absent=True)
+        return bool(await self._store(worker, only_if_absent=True))
 
     async def get_worker(self, tenant_id: str, worker_id: str) -> LiveWorker | None:
-        key = f"{self.prefix}w:{worker_key(tenant_id, worker_id)}"
-        fields = cast("dict[str, str]", await self.client.hgetall(key))
-        return decode_worker(fields) if fields else None
+        member = worker_key(tenant_id, worker_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(f"{self.prefix}w:{member}")
+            pipe.hgetall(f"{self.prefix}cmd:{member}")
+            fields, commands = await pipe.execute()
+        if not fields:
+            return None
+        flat = [part for pair in cast("dict[str, str]", commands).items() for part in pair]
+        return decode_worker(cast("dict[str, str]", fields), flat)
 
     async def list_workers(self, tenant_id: str | None = None) -> list[LiveWorker]:
         rows = await self._list(args=[self.prefix, tenant_id or ""])
@@ -237,6 +258,7 @@ class RedisHotStore:
         now: float,
         ttl: float,
         metrics: dict[str, Any] | None,
+        streams: list[dict[str, Any]] | None = None,
         session_hash: str | None = None,
     ) -> HeartbeatOutcome | None:
         result = await self._heartbeat(
@@ -250,18 +272,16 @@ class RedisHotStore:
                 session_hash or "",
                 self._rate_ms,
                 str(math.floor(now)),
+                "0" if streams is None else "1",
+                "" if streams is None else json.dumps(streams),
             )
         )
         if result is None:
             return None
         if result == "mismatch":
             raise SessionMismatch(worker_id)
-        recovered, flat, pending = result
-        return HeartbeatOutcome(
-            decode_worker(_pairs(flat)),
-            recovered == "1",
-            [json.loads(item) for item in pending],
-        )
+        recovered, flat, commands = result
+        return HeartbeatOutcome(decode_worker(_pairs(flat), commands), recovered == "1")
 
     async def set_status(
         self,
@@ -287,18 +307,48 @@ class RedisHotStore:
         )
         return decode_worker(_pairs(flat)) if flat else None
 
-    async def add_lease(self, tenant_id: str, worker_id: str, camera_id: int, epoch: int) -> None:
-        await self._lease(args=self._one(tenant_id, worker_id, f"{_LEASE}{camera_id}", str(epoch)))
+    async def _change_leases(
+        self, tenant_id: str, worker_id: str, now: float, mode: str, *args: str
+    ) -> int | None:
+        generation = await self._leases(
+            args=self._one(tenant_id, worker_id, _number(now), mode, *args)
+        )
+        return None if generation is None else int(generation)
 
-    async def drop_lease(self, tenant_id: str, worker_id: str, camera_id: int) -> None:
-        await self._lease(args=self._one(tenant_id, worker_id, f"{_LEASE}{camera_id}", ""))
+    async def add_lease(
+        self, tenant_id: str, worker_id: str, camera_id: int, epoch: int, *, now: float
+    ) -> int | None:
+        return await self._change_leases(
+            tenant_id, worker_id, now, "add", str(camera_id), str(epoch)
+        )
 
-    async def push_pending(self, tenant_id: str, worker_id: str, item: dict[str, Any]) -> None:
-        key = f"{self.prefix}pending:{worker_key(tenant_id, worker_id)}"
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.rpush(key, json.dumps(item))
-            pipe.pexpire(key, int(self._record_ms))
-            await pipe.execute()
+    async def drop_lease(
+        self, tenant_id: str, worker_id: str, camera_id: int, *, now: float
+    ) -> int | None:
+        return await self._change_leases(tenant_id, worker_id, now, "drop", str(camera_id))
+
+    async def set_leases(
+        self, tenant_id: str, worker_id: str, leases: dict[int, int], *, now: float
+    ) -> int | None:
+        pairs = [part for cid, epoch in leases.items() for part in (str(cid), str(epoch))]
+        return await self._change_leases(tenant_id, worker_id, now, "set", *pairs)
+
+    async def add_command(self, tenant_id: str, worker_id: str, item: dict[str, Any]) -> bool:
+        args = self._one(tenant_id, worker_id, "add", str(int(item["id"])), json.dumps(item))
+        return bool(await self._commands(args=args))
+
+    async def remove_command(self, tenant_id: str, worker_id: str, command_id: int) -> None:
+        await self._commands(args=self._one(tenant_id, worker_id, "remove", str(command_id)))
+
+    async def set_commands(
+        self, tenant_id: str, worker_id: str, items: list[dict[str, Any]]
+    ) -> bool:
+        pairs = [part for item in items for part in (str(int(item["id"])), json.dumps(item))]
+        return bool(await self._commands(args=self._one(tenant_id, worker_id, "set", *pairs)))
+
+    async def take_delivered(self) -> list[int]:
+        ids = await self._take_delivered(args=[self.prefix])
+        return sorted(int(i) for i in ids)
 
     async def sweep(self, *, now: float, suspect_after: float) -> SweepResult:
         rows = await self._sweep(

@@ -1,5 +1,7 @@
 -- ARGV: prefix, member, record_ms, now, ttl, has_metrics, metrics, session_hash, rate_ms,
--- second. The hot path: the indexes are updated directly (a live worker stays live).
+-- second, has_streams, streams. The hot path: the indexes are updated directly (a live
+-- worker stays live). Returns recovered, the record, and the deliverable commands, which
+-- stay deliverable until acknowledged.
 local member, key = ARGV[2], P .. 'w:' .. ARGV[2]
 local f = redis.call('HMGET', key, 'status', 'session_hash', 'deadline', 'stop_deadline')
 local status = f[1]
@@ -19,6 +21,7 @@ if ARGV[6] == '1' then
   redis.call('HSET', key, 'metrics', ARGV[7])
   touched = ARGV[7]
 end
+if ARGV[11] == '1' then redis.call('HSET', key, 'streams', ARGV[12]) end
 redis.call('PEXPIRE', key, ARGV[3])
 local due = deadline
 if f[4] then due = math.min(due, tonumber(f[4])) end
@@ -33,7 +36,11 @@ redis.call('HSET', P .. 'touched:' .. tenant, worker, touched)
 redis.call('PEXPIRE', P .. 'touched:' .. tenant, ARGV[3])
 redis.call('SADD', P .. 'touched', tenant)
 redis.call('PEXPIRE', P .. 'touched', ARGV[3])
-local pending = P .. 'pending:' .. member
-local items = redis.call('LRANGE', pending, 0, -1)
-if #items > 0 then redis.call('DEL', pending) end
+local cmds = commands_key(member)
+local items = redis.call('HGETALL', cmds)
+if #items > 0 then
+  redis.call('PEXPIRE', cmds, ARGV[3])
+  for i = 1, #items, 2 do redis.call('SADD', P .. 'delivered', items[i]) end
+  redis.call('PEXPIRE', P .. 'delivered', ARGV[3])
+end
 return {recovered, redis.call('HGETALL', key), items}

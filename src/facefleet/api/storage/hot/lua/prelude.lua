@@ -72,3 +72,15 @@ local function dirty(member, record_ms)
   redis.call('SADD', P .. 'dirty', member)
   redis.call('PEXPIRE', P .. 'dirty', record_ms)
 end
+
+-- A worker's next lease generation (base.next_generation): the clock in microseconds, or
+-- one more than the last one.
+local function next_generation(key, now)
+  local previous = tonumber(redis.call('HGET', key, 'generation') or '0')
+  return math.max(previous + 1, math.floor(tonumber(now) * 1000000))
+end
+
+-- The deliverable commands of a worker, as a flat id, item, id, item list.
+local function commands_key(member)
+  return P .. 'cmd:' .. member
+end

@@ -4,7 +4,7 @@ if ARGV[4] == '1' then
   local status = redis.call('HGET', key, 'status')
   if status and status ~= 'offline' then return 0 end
 end
-redis.call('DEL', key, P .. 'pending:' .. member)
+redis.call('DEL', key, commands_key(member))
 redis.call('SREM', P .. 'dirty', member)
 reindex(member, ARGV[3])
 return 1

@@ -116,7 +116,11 @@ async def test_postgresql_stopped_while_workers_run(tmp_path: Path, redis_prefix
         postgres.start()
         # Keys are verified for a second only: heartbeats must outlive the key cache.
         replicas = start_replicas(
-            tmp_path, postgres.url(), REDIS_URL, redis_prefix, FACEFLEET_AUTH_CACHE_SECONDS="1"
+            tmp_path,
+            postgres.url(),
+            REDIS_URL,
+            redis_prefix,
+            env={"FACEFLEET_AUTH_CACHE_SECONDS": "1"},
         )
         await run_through_a_database_outage(tmp_path, [p.url for p in replicas], postgres)
     finally:

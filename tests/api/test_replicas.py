@@ -154,3 +154,20 @@ async def test_two_replicas_one_fleet(
     assert sampler.samples > 200
     assert takeover < LEADER_LOCK_TTL + 2
     print(f"leader takeover {takeover:.1f}s, camera reassigned {reassigned:.1f}s after the stop")
+
+
+def test_replicas_started_together_on_an_empty_database_all_come_up(
+    tmp_path: Path, database_url: str, redis_prefix: str
+) -> None:
+    started = start_replicas(tmp_path, database_url, REDIS_URL, redis_prefix, together=True)
+    try:
+        keys = keys_of(tmp_path)  # the default tenant exists once, with its keys file
+        for plane in started:
+            assert plane.process is not None and plane.process.poll() is None
+            resp = httpx.get(
+                f"{plane.url}/v1/workers", headers={"Authorization": f"Bearer {keys['admin']}"}
+            )
+            assert resp.status_code == 200, plane.log()[-2000:]
+    finally:
+        for plane in started:
+            plane.stop()

@@ -14,6 +14,17 @@ AfterCommit = Callable[[], Awaitable[None]]
 WorkerRef = tuple[str, str]
 
 
+class NoHotRecord(LookupError):
+    """A write-through found no hot record to change (it expired or was replaced meanwhile)."""
+
+
+def written(result: object, worker: WorkerRef) -> None:
+    """A hot-store write that returned None found no record: treat it as a failed write, so
+    the worker is repaired from the database."""
+    if result is None:
+        raise NoHotRecord(f"no hot record for {worker[0]}/{worker[1]}")
+
+
 class UnitOfWork:
     def __init__(self, session: AsyncSession, repairs: set[WorkerRef] | None = None) -> None:
         self.session = session

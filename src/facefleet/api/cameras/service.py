@@ -113,6 +113,9 @@ class CameraService:
             await cameras_repo.set_labels(uow.session, camera.id, labels)
         if not camera.enabled or "source_url" in changes:
             await self._revoke(uow, principal, camera.id, "camera disabled or changed")
+        if "source_url" in changes:
+            # A new source deserves a fresh try: no failures carried over, no backoff.
+            await cameras_repo.clear_failures(uow.session, [camera.id])
         await uow.session.flush()
         return (await self._out(uow, [camera]))[0]
 

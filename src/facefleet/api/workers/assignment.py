@@ -21,7 +21,7 @@ from facefleet.api.state import AppState
 from facefleet.api.storage.db import events_repo, leases_repo, tenants_repo
 from facefleet.api.storage.db.models import Camera, CameraLease
 from facefleet.api.storage.hot.base import LiveWorker
-from facefleet.api.unit_of_work import UnitOfWork
+from facefleet.api.unit_of_work import UnitOfWork, written
 from facefleet.api.workers import schemas
 from facefleet.api.workers.identity import not_registered
 from facefleet.protocol.enums import WorkerStatus
@@ -114,7 +114,10 @@ class AssignmentService:
             # Counted once committed, so the latency includes the commit.
             self.state.metrics.assignments.inc()
             self.state.metrics.assignment_latency.observe(time.perf_counter() - started)
-            await self.hot.add_lease(tenant_id, worker_id, camera.id, epoch, now=self.state.clock())
+            generation = await self.hot.add_lease(
+                tenant_id, worker_id, camera.id, epoch, now=self.state.clock()
+            )
+            written(generation, (tenant_id, worker_id))
             await self.state.events.publish(tenant_id, "camera_assigned", event)
 
         uow.after_commit(publish, repairs=(tenant_id, worker_id))
@@ -170,7 +173,10 @@ class AssignmentService:
         tenant_id = principal.tenant_id
 
         async def publish() -> None:
-            await self.hot.drop_lease(tenant_id, worker_id, req.camera_id, now=self.state.clock())
+            generation = await self.hot.drop_lease(
+                tenant_id, worker_id, req.camera_id, now=self.state.clock()
+            )
+            written(generation, (tenant_id, worker_id))
             await self.state.events.publish(tenant_id, "camera_released", event)
 
         uow.after_commit(publish, repairs=(tenant_id, worker_id))

@@ -13,7 +13,7 @@ from facefleet.api.storage.db import commands_repo, workers_repo
 from facefleet.api.storage.db.commands_repo import delivery
 from facefleet.api.storage.db.models import Command, Worker
 from facefleet.api.storage.hot.base import LiveWorker
-from facefleet.api.unit_of_work import UnitOfWork
+from facefleet.api.unit_of_work import UnitOfWork, written
 from facefleet.api.workers import schemas
 from facefleet.api.workers.identity import not_registered
 
@@ -80,7 +80,8 @@ class CommandService:
             item = delivery(command)
 
             async def deliverable() -> None:
-                await self.hot.add_command(tenant_id, worker_id, item)
+                added = await self.hot.add_command(tenant_id, worker_id, item)
+                written(added or None, (tenant_id, worker_id))
 
             uow.after_commit(deliverable, repairs=(tenant_id, worker_id))
         if created:

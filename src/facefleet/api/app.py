@@ -22,8 +22,11 @@ from facefleet.api.bootstrap import ensure_default_tenant
 from facefleet.api.cameras.router import router as cameras_router
 from facefleet.api.config import Settings
 from facefleet.api.errors import install_error_handlers
+from facefleet.api.events.tapped import TappedBroker
 from facefleet.api.gc_tuning import tuned_collector
 from facefleet.api.health.router import router as health_router
+from facefleet.api.integrations.recorder import EventRecorder
+from facefleet.api.mqtt.publisher import MqttPublisher
 from facefleet.api.observability.metrics import HttpMetricsMiddleware, Metrics
 from facefleet.api.observability.router import router as metrics_router
 from facefleet.api.people.router import router as people_router
@@ -34,6 +37,8 @@ from facefleet.api.state import AppState
 from facefleet.api.storage.db.engine import create_engine, create_sessionmaker
 from facefleet.api.storage.db.migrate import upgrade
 from facefleet.api.tenants.router import router as tenants_router
+from facefleet.api.webhooks.delivery import WebhookDeliverer
+from facefleet.api.webhooks.router import router as webhooks_router
 from facefleet.api.workers import heartbeat_route
 from facefleet.api.workers.legacy import router as legacy_router
 from facefleet.api.workers.router import router as workers_router
@@ -73,15 +78,19 @@ def create_app(
         metrics = Metrics()
         backend = build_backend(settings, on_event_drop=metrics.event_drops.inc)
         hot = backend.hot
+        sessions = create_sessionmaker(engine)
+        # Every event an integration takes is written to the outbox by the replica that
+        # published it; the leader sends it (MQTT, webhooks).
+        recorder = EventRecorder(sessions, settings, metrics)
         state = AppState(
             settings=settings,
             engine=engine,
-            sessions=create_sessionmaker(engine),
+            sessions=sessions,
             hot=hot,
             principals=PrincipalCache(settings.auth_cache_seconds),
             clock=clock or time.time,
             metrics=metrics,
-            events=backend.events,
+            events=TappedBroker(backend.events, recorder),
         )
         app.state.facefleet = state
         await state.events.start()
@@ -103,6 +112,13 @@ def create_app(
             await state.digest.publish(state.clock())
 
         tasks = [asyncio.create_task(metrics.probe_loop_lag())]
+        mqtt: MqttPublisher | None = None
+        if leadership is not None:
+            deliverer = WebhookDeliverer(state, leadership, recorder.wake.webhooks)
+            tasks.append(asyncio.create_task(deliverer.run(), name="webhook deliveries"))
+            if settings.mqtt_url:
+                mqtt = MqttPublisher(state, leadership, recorder.wake.mqtt, settings.mqtt_url)
+                tasks.append(mqtt.start())
         if leadership is not None:
             reaper = Reaper(state, leadership)
             tasks += [
@@ -127,6 +143,10 @@ def create_app(
             with metrics.watching_gc(), tuned_collector():
                 yield
         finally:
+            if mqtt is not None:
+                # Before the leader lock is released: "offline" must precede a successor's
+                # "online" on the availability topic.
+                await _bounded(mqtt.stop(), "MQTT publisher")
             for task in tasks:
                 task.cancel()
             await _bounded(asyncio.gather(*tasks, return_exceptions=True), "background loops")
@@ -167,6 +187,7 @@ def create_app(
     app.include_router(people_router)
     app.include_router(tenants_router)
     app.include_router(sightings_router)
+    app.include_router(webhooks_router)
     app.include_router(legacy_router)
     app.include_router(heartbeat_route.legacy_router)
     app.include_router(health_router)

@@ -93,6 +93,7 @@ def create_app(
             events=TappedBroker(backend.events, recorder),
         )
         app.state.facefleet = state
+        recorder.start()
         await state.events.start()
         if settings.bootstrap_default_tenant:
             await ensure_default_tenant(state)
@@ -153,6 +154,7 @@ def create_app(
             # Each step is bounded: an unreachable Redis or database must not keep a
             # stopping process alive.
             await _bounded(flusher.run_once(), "final write-behind flush")
+            await _bounded(recorder.close(), "integrations outbox")
             if leadership is not None:
                 await _bounded(leadership.release(), "leader lock release")
             await _bounded(state.events.close(), "event broker close")

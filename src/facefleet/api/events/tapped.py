@@ -26,8 +26,8 @@ class TappedBroker:
         await self.inner.close()
 
     async def publish(self, tenant_id: str, kind: str, data: dict[str, Any]) -> Event:
-        # The tap first: its outbox is durable, so an event survives a broker that fails
-        # to fan it out. The tap never raises.
+        # The tap first, so the integrations get the event even when the broker fails to
+        # fan it out. The tap only queues: it neither waits nor raises.
         await self._tap(tenant_id, kind, data, time.time())
         return await self.inner.publish(tenant_id, kind, data)
 

@@ -1,12 +1,13 @@
 """The outbox writer: every event an integration takes becomes one row, written once by the
-replica that published it, in one transaction with a pending delivery per subscribed
-webhook. Senders (MQTT, webhooks) run on the leader and read only these rows."""
+replica that published it, with a pending delivery per subscribed webhook in the same
+transaction. Senders (MQTT, webhooks) run on the leader and read only these rows."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,9 +19,13 @@ from facefleet.api.integrations.catalog import EVENT_TYPES, MQTT_KINDS
 from facefleet.api.integrations.payloads import enrich
 from facefleet.api.observability.metrics import Metrics
 from facefleet.api.storage.db import outbox_repo, webhooks_repo
-from facefleet.api.storage.db.models import OutboxEvent, WebhookDelivery
+from facefleet.api.storage.db.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
+
+QUEUE = 100_000
+BATCH = 200
+RETRY_MIN, RETRY_MAX = 0.1, 2.0
 
 
 class Wakeups:
@@ -66,7 +71,19 @@ async def record_event(
     return row, deliveries
 
 
+@dataclass(frozen=True)
+class _Published:
+    tenant_id: str
+    kind: str
+    data: dict[str, Any]
+    occurred_at: float
+
+
 class EventRecorder:
+    """The broker's tap. Publishing only queues the event (the heartbeat path must need no
+    database); one writer task records the queue in batches, one transaction each, retrying
+    through a database outage. Closing the recorder writes what is still queued."""
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -77,6 +94,8 @@ class EventRecorder:
         self._mqtt = settings.mqtt_url is not None
         self._public_url = settings.public_url
         self._metrics = metrics
+        self._queue: asyncio.Queue[_Published] = asyncio.Queue(QUEUE)
+        self._task: asyncio.Task[None] | None = None
         self.wake = Wakeups()
 
     async def __call__(
@@ -84,32 +103,89 @@ class EventRecorder:
     ) -> None:
         if kind not in EVENT_TYPES:
             return
-        mqtt = self._mqtt and kind in MQTT_KINDS
         try:
-            async with self._sessions() as session:
-                endpoints = await webhooks_repo.subscribed(session, tenant_id, kind)
-                if not mqtt and not endpoints:
-                    return
+            self._queue.put_nowait(_Published(tenant_id, kind, data, occurred_at))
+        except asyncio.QueueFull:
+            # Only after a long database outage: the event still reaches the WebSocket.
+            self._metrics.integration_record_failures.inc()
+            log.error(
+                "integrations outbox queue full: event %s of tenant %s dropped", kind, tenant_id
+            )
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="integrations outbox")
+
+    async def close(self) -> None:
+        """Write what is queued (the caller bounds how long), then stop."""
+        if self._task is None:
+            return
+        try:
+            await self._queue.join()
+        finally:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        delay = RETRY_MIN
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            while True:
+                try:
+                    mqtt, webhooks = await self._write(batch)
+                    delay = RETRY_MIN
+                    break
+                except Exception as exc:
+                    reason = outage(exc)
+                    if reason is None:
+                        # Not an outage: retrying would fail the same way.
+                        self._metrics.integration_record_failures.inc(len(batch))
+                        log.exception("%d events not recorded for integrations", len(batch))
+                        mqtt = webhooks = False
+                        break
+                    log.warning(
+                        "integrations outbox waits for the database (%s); %d events queued",
+                        reason,
+                        len(batch) + self._queue.qsize(),
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX)
+            for _ in batch:
+                self._queue.task_done()
+            if mqtt:
+                self.wake.mqtt.set()
+            if webhooks:
+                self.wake.webhooks.set()
+
+    async def _write(self, batch: list[_Published]) -> tuple[bool, bool]:
+        """Record ``batch``; whether it gave MQTT and webhooks anything to send."""
+        mqtt_any = webhooks_any = False
+        async with self._sessions() as session:
+            endpoints: dict[str, list[WebhookEndpoint]] = {}
+            for event in batch:
+                if event.tenant_id not in endpoints:
+                    endpoints[event.tenant_id] = await webhooks_repo.enabled(
+                        session, event.tenant_id
+                    )
+                subscribed = [
+                    e.id for e in endpoints[event.tenant_id] if webhooks_repo.takes(e, event.kind)
+                ]
+                mqtt = self._mqtt and event.kind in MQTT_KINDS
+                if not mqtt and not subscribed:
+                    continue
                 await record_event(
                     session,
-                    tenant_id=tenant_id,
-                    kind=kind,
-                    data=data,
-                    occurred_at=occurred_at,
+                    tenant_id=event.tenant_id,
+                    kind=event.kind,
+                    data=event.data,
+                    occurred_at=event.occurred_at,
                     mqtt=mqtt,
                     public_url=self._public_url,
-                    endpoint_ids=[e.id for e in endpoints],
+                    endpoint_ids=subscribed,
                 )
+                mqtt_any = mqtt_any or mqtt
+                webhooks_any = webhooks_any or bool(subscribed)
+            if mqtt_any or webhooks_any:
                 await session.commit()
-        except Exception as exc:
-            # The event is committed and reaches the WebSocket; only its integrations miss it.
-            self._metrics.integration_record_failures.inc()
-            reason = outage(exc) or f"{type(exc).__name__}: {exc}"
-            log.error(
-                "event %s of tenant %s not recorded for integrations: %s", kind, tenant_id, reason
-            )
-            return
-        if mqtt:
-            self.wake.mqtt.set()
-        if endpoints:
-            self.wake.webhooks.set()
+        return mqtt_any, webhooks_any

@@ -25,14 +25,18 @@ async def list_endpoints(session: AsyncSession, tenant_id: str) -> list[WebhookE
     return list(rows)
 
 
-async def subscribed(session: AsyncSession, tenant_id: str, kind: str) -> list[WebhookEndpoint]:
-    """The tenant's enabled endpoints that take events of ``kind`` ("*": every kind)."""
+async def enabled(session: AsyncSession, tenant_id: str) -> list[WebhookEndpoint]:
     rows = await session.scalars(
         select(WebhookEndpoint).where(
             WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True)
         )
     )
-    return [e for e in rows if kind in e.event_types or "*" in e.event_types]
+    return list(rows)
+
+
+def takes(endpoint: WebhookEndpoint, kind: str) -> bool:
+    """Whether ``endpoint`` is subscribed to events of ``kind`` ("*": every kind)."""
+    return kind in endpoint.event_types or "*" in endpoint.event_types
 
 
 async def get_endpoint(

@@ -106,6 +106,11 @@ class MqttPublisher:
                 )
                 await self._pause(delay)
                 delay = min(delay * 2, RECONNECT_MAX)
+            except Exception:
+                # Never let the publisher die: log, wait, connect again.
+                log.exception("MQTT publisher failed; reconnecting in %.2fs", delay)
+                await self._pause(delay)
+                delay = min(delay * 2, RECONNECT_MAX)
             finally:
                 self.state.metrics.mqtt_connected.set(0)
 

@@ -14,6 +14,7 @@ from facefleet.api.bootstrap import keys_path
 from facefleet.api.config import Settings
 from facefleet.api.storage.db.engine import create_engine, create_sessionmaker
 from facefleet.api.storage.db.migrate import upgrade
+from facefleet.webhooks_cli import webhooks_app
 
 app = typer.Typer(
     help="facefleet: face recognition for camera fleets.",
@@ -24,6 +25,7 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants and their API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(webhooks_app, name="webhooks")
 console = Console()
 
 

@@ -23,8 +23,11 @@ from facefleet.api.cameras.router import router as cameras_router
 from facefleet.api.cameras.tracker import CameraStateTracker
 from facefleet.api.config import Settings
 from facefleet.api.errors import install_error_handlers
+from facefleet.api.events.tapped import TappedBroker
 from facefleet.api.gc_tuning import tuned_collector
 from facefleet.api.health.router import router as health_router
+from facefleet.api.integrations.recorder import EventRecorder
+from facefleet.api.mqtt.publisher import MqttPublisher
 from facefleet.api.observability.metrics import HttpMetricsMiddleware, Metrics
 from facefleet.api.observability.router import router as metrics_router
 from facefleet.api.people.router import router as people_router
@@ -35,6 +38,8 @@ from facefleet.api.state import AppState
 from facefleet.api.storage.db.engine import create_engine, create_sessionmaker
 from facefleet.api.storage.db.migrate import upgrade
 from facefleet.api.tenants.router import router as tenants_router
+from facefleet.api.webhooks.delivery import WebhookDeliverer
+from facefleet.api.webhooks.router import router as webhooks_router
 from facefleet.api.workers import heartbeat_route
 from facefleet.api.workers.legacy import router as legacy_router
 from facefleet.api.workers.router import router as workers_router
@@ -75,17 +80,22 @@ def create_app(
         backend = build_backend(settings, on_event_drop=metrics.event_drops.inc)
         await backend.start()
         hot = backend.hot
+        sessions = create_sessionmaker(engine)
+        # Every event an integration takes is written to the outbox by the replica that
+        # published it; the leader sends it (MQTT, webhooks).
+        recorder = EventRecorder(sessions, settings, metrics)
         state = AppState(
             settings=settings,
             engine=engine,
-            sessions=create_sessionmaker(engine),
+            sessions=sessions,
             hot=hot,
             principals=PrincipalCache(settings.auth_cache_seconds),
             clock=clock or backend.clock,
             metrics=metrics,
-            events=backend.events,
+            events=TappedBroker(backend.events, recorder),
         )
         app.state.facefleet = state
+        recorder.start()
         await state.events.start()
         if settings.bootstrap_default_tenant:
             await ensure_default_tenant(state)
@@ -109,6 +119,13 @@ def create_app(
 
         tasks = [asyncio.create_task(metrics.probe_loop_lag())]
         tasks += [asyncio.create_task(loop) for loop in backend.loops()]
+        mqtt: MqttPublisher | None = None
+        if leadership is not None:
+            deliverer = WebhookDeliverer(state, leadership, recorder.wake.webhooks)
+            tasks.append(asyncio.create_task(deliverer.run(), name="webhook deliveries"))
+            if settings.mqtt_url:
+                mqtt = MqttPublisher(state, leadership, recorder.wake.mqtt, settings.mqtt_url)
+                tasks.append(mqtt.start())
         if leadership is not None:
             reaper = Reaper(state, leadership)
             tasks += [
@@ -137,12 +154,17 @@ def create_app(
             with metrics.watching_gc(), tuned_collector():
                 yield
         finally:
+            if mqtt is not None:
+                # Before the leader lock is released: "offline" must precede a successor's
+                # "online" on the availability topic.
+                await _bounded(mqtt.stop(), "MQTT publisher")
             for task in tasks:
                 task.cancel()
             await _bounded(asyncio.gather(*tasks, return_exceptions=True), "background loops")
             # Each step is bounded: an unreachable Redis or database must not keep a
             # stopping process alive.
             await _bounded(flusher.run_once(), "final write-behind flush")
+            await _bounded(recorder.close(), "integrations outbox")
             if leadership is not None:
                 await _bounded(leadership.release(), "leader lock release")
             await _bounded(state.events.close(), "event broker close")
@@ -177,6 +199,7 @@ def create_app(
     app.include_router(people_router)
     app.include_router(tenants_router)
     app.include_router(sightings_router)
+    app.include_router(webhooks_router)
     app.include_router(legacy_router)
     app.include_router(heartbeat_route.legacy_router)
     app.include_router(health_router)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -108,6 +109,110 @@ class Settings(BaseSettings):
     run_background: bool = Field(
         default=True, description="Run the reaper and flusher in this process."
     )
+
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "Address operators reach this API at (e.g. https://faces.example.com): makes the "
+            "crop URLs in MQTT and webhook payloads absolute; unset, they are paths."
+        ),
+    )
+    mqtt_url: str | None = Field(
+        default=None,
+        description=(
+            "MQTT broker events are published to (mqtt://[user:password@]host[:port], "
+            "mqtts:// for TLS); unset means no MQTT."
+        ),
+    )
+    mqtt_topic_prefix: str = Field(
+        default="facefleet",
+        pattern=r"^[^#+/\s][^#+\s]*[^#+/\s]$|^[^#+/\s]$",
+        description="First level of every topic facefleet publishes (no wildcards, no edge '/').",
+    )
+    mqtt_discovery_prefix: str = Field(
+        default="homeassistant",
+        pattern=r"^[^#+/\s][^#+\s]*[^#+/\s]$|^[^#+/\s]$",
+        description="Home Assistant's MQTT discovery prefix, where the entity configs go.",
+    )
+    mqtt_discovery: bool = Field(
+        default=True,
+        description="Publish Home Assistant discovery configs (a sensor per camera, per person).",
+    )
+    mqtt_keepalive: int = Field(
+        default=15, ge=5, le=600, description="Seconds of the MQTT keepalive (and last will)."
+    )
+    mqtt_late_after: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "An event published this many seconds after it happened (a broker outage) is "
+            "marked late and never updates a camera's last person or a presence sensor."
+        ),
+    )
+    mqtt_presence_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="Seconds a person's presence sensor stays on after their last sighting.",
+    )
+    mqtt_discovery_refresh: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds between checks for new, renamed or removed cameras and people.",
+    )
+    integrations_poll_period: float = Field(
+        default=0.5,
+        gt=0,
+        description=(
+            "Seconds between looks at the MQTT and webhook outboxes for what other replicas "
+            "recorded (this replica's own events are sent at once)."
+        ),
+    )
+    integrations_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="Days sent events and delivered webhooks are kept (dead letters stay).",
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a webhook receiver has to answer."
+    )
+    webhook_max_attempts: int = Field(
+        default=12,
+        ge=1,
+        le=100,
+        description="Attempts of one webhook delivery before it goes to the dead letters.",
+    )
+    webhook_retry_base: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds before the first webhook retry; each later one waits twice as long.",
+    )
+    webhook_retry_max: float = Field(
+        default=3600.0, gt=0, description="Longest wait between two webhook attempts, in seconds."
+    )
+    webhook_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Webhook deliveries sent at the same time."
+    )
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("mqtt_url must look like mqtt://host[:port] or mqtts://host[:port]")
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("public_url must be an http:// or https:// address")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _check_timing(self) -> Settings:

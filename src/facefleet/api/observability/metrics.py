@@ -82,6 +82,28 @@ class Metrics:
             ["path"],
             registry=r,
         )
+        self.integration_record_failures = Counter(
+            "facefleet_integration_record_failures",
+            "Events that could not be written to the integrations' outbox (database down).",
+            registry=r,
+        )
+        self.mqtt_messages = Counter(
+            "facefleet_mqtt_messages_published",
+            "MQTT messages the broker acknowledged, by kind of topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.mqtt_connected = Gauge(
+            "facefleet_mqtt_connected",
+            "1 while this replica is connected to the MQTT broker (only the leader connects).",
+            registry=r,
+        )
+        self.webhook_attempts = Counter(
+            "facefleet_webhook_attempts",
+            "Webhook POSTs by outcome (delivered, retry, dead).",
+            ["outcome"],
+            registry=r,
+        )
         self.http_latency = Histogram(
             "facefleet_http_request_duration_seconds",
             "HTTP request latency by method, route template and status class.",

@@ -259,3 +259,96 @@ class Sighting(Base):
     frames: Mapped[int] = mapped_column(Integer, default=1)
     crop: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def _big_id() -> Mapped[int]:
+    return mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+
+
+class OutboxEvent(Base):
+    """An event recorded for the integrations (MQTT, webhooks) right after its transaction
+    committed: what a broker outage or a control-plane restart must not lose."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        Index("ix_outbox_events_mqtt_due", "mqtt_due", "id"),
+        Index("ix_outbox_events_occurred", "occurred_at"),
+        AUTOINCREMENT,
+    )
+    id: Mapped[int] = _big_id()
+    # Carried by every message and delivery: receivers de-duplicate on it.
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime] = mapped_column()
+    mqtt_due: Mapped[bool] = mapped_column(Boolean, default=False)
+    mqtt_published_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class MqttTopic(Base):
+    """What was last published on a retained topic (a state, or a discovery config), so an
+    older state never replaces a newer one and removed entities can be cleared."""
+
+    __tablename__ = "mqtt_topics"
+    topic: Mapped[str] = mapped_column(String(512), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column()
+    digest: Mapped[str] = mapped_column(String(64), default="")
+
+
+class WebhookEndpoint(Base):
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = AUTOINCREMENT
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    event_types: Mapped[list[str]] = mapped_column(default=list)
+    # Needed in clear to sign; never returned by the API after creation, never logged.
+    secret: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: pending until a 2xx (delivered) or the last attempt (dead)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+        AUTOINCREMENT,
+    )
+    id: Mapped[int] = _big_id()
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_pk: Mapped[int] = mapped_column(
+        ForeignKey("outbox_events.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WebhookAttempt(Base):
+    """The delivery log: every POST made, with what the receiver answered."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = AUTOINCREMENT
+    id: Mapped[int] = _big_id()
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    response_excerpt: Mapped[str] = mapped_column(String(500), default="")

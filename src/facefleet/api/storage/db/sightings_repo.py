@@ -85,3 +85,27 @@ async def people_ids(session: AsyncSession, tenant_id: str, ids: set[int]) -> se
         select(Person.id).where(Person.tenant_id == tenant_id, Person.id.in_(list(ids)))
     )
     return set(rows)
+
+
+@dataclass(frozen=True)
+class SightingNames:
+    camera_name: str | None
+    person_name: str | None
+    has_crop: bool
+
+
+async def names(session: AsyncSession, tenant_id: str, sighting_id: int) -> SightingNames | None:
+    """The camera's and the person's names of a sighting, and whether it has a crop."""
+    row = (
+        await session.execute(
+            select(Camera.name, Person.name, Sighting.crop.is_not(None))
+            .select_from(Sighting)
+            .outerjoin(Camera, Camera.id == Sighting.camera_id)
+            .outerjoin(Person, Person.id == Sighting.person_id)
+            .where(Sighting.tenant_id == tenant_id, Sighting.id == sighting_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    camera, person, has_crop = row
+    return SightingNames(camera, person, bool(has_crop))

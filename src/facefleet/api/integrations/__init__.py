@@ -1,0 +1,1 @@
+"""Events out to the ecosystem: the outbox every integration reads (MQTT, webhooks)."""

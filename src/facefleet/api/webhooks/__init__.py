@@ -1,0 +1,1 @@
+"""Webhooks: per-tenant endpoints, signed JSON deliveries, retries and dead letters."""

@@ -11,7 +11,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class FrameRecord:
-    at: float
+    at: float  # processing started
+    done: float  # processing ended
     worker: str
     camera: int
     epoch: int
@@ -31,28 +32,27 @@ def read_frames(path: Path) -> list[FrameRecord]:
     records = []
     for line in path.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 4:
-            records.append(FrameRecord(float(parts[0]), parts[1], int(parts[2]), int(parts[3])))
+        if len(parts) == 5:
+            start, done, worker, camera, epoch = parts
+            records.append(FrameRecord(float(start), float(done), worker, int(camera), int(epoch)))
     return sorted(records, key=lambda r: r.at)
 
 
-def segments(
-    records: list[FrameRecord], frame_period: float, gap: float
-) -> dict[int, list[Segment]]:
-    """Each camera's runs of frames: a run ends at a gap longer than ``gap``, and covers its
-    last frame for one ``frame_period``."""
-    by_key: dict[tuple[int, str, int], list[float]] = defaultdict(list)
+def segments(records: list[FrameRecord], gap: float) -> dict[int, list[Segment]]:
+    """Each camera's runs of frames by one worker at one epoch, from the start of a run's
+    first frame to the end of its last: a run ends where no frame started for ``gap``."""
+    by_key: dict[tuple[int, str, int], list[FrameRecord]] = defaultdict(list)
     for r in records:
-        by_key[r.camera, r.worker, r.epoch].append(r.at)
+        by_key[r.camera, r.worker, r.epoch].append(r)
     out: dict[int, list[Segment]] = defaultdict(list)
-    for (camera, worker, epoch), times in by_key.items():
-        start = prev = times[0]
-        for at in times[1:]:
-            if at - prev > gap:
-                out[camera].append(Segment(worker, epoch, start, prev + frame_period))
-                start = at
-            prev = at
-        out[camera].append(Segment(worker, epoch, start, prev + frame_period))
+    for (camera, worker, epoch), frames in by_key.items():
+        start, end = frames[0].at, frames[0].done
+        for frame in frames[1:]:
+            if frame.at - end > gap:
+                out[camera].append(Segment(worker, epoch, start, end))
+                start = frame.at
+            end = max(end, frame.done)
+        out[camera].append(Segment(worker, epoch, start, end))
     for runs in out.values():
         runs.sort(key=lambda s: s.start)
     return out
@@ -97,17 +97,25 @@ def unprocessed(
     return sum((end - start) - covered(runs.get(camera, []), start, end) for camera in cameras)
 
 
-def back_after(
-    runs: dict[int, list[Segment]], cameras: list[int], since: float, gap: float, window: float
-) -> float:
-    """Seconds after ``since`` until every camera was processed again: for each camera, the
-    end of the first pause longer than ``gap`` that began within ``window`` of ``since``
-    (0 for a camera whose processing never paused)."""
-    worst = 0.0
+def pauses(
+    runs: dict[int, list[Segment]], cameras: list[int], start: float, end: float, gap: float
+) -> dict[int, tuple[float, float]]:
+    """Per camera, the longest pause in its processing (longer than ``gap``) that began
+    within [start, end], as (paused at, resumed at)."""
+    out: dict[int, tuple[float, float]] = {}
     for camera in cameras:
         spans = merged(runs.get(camera, []))
         for (_, paused), (resumed, _) in itertools.pairwise(spans):
-            if resumed - paused > gap and since - gap <= paused <= since + window:
-                worst = max(worst, resumed - since)
-                break
-    return worst
+            longest = out.get(camera, (0.0, 0.0))
+            pause = resumed - paused
+            if pause > gap and start <= paused <= end and pause > longest[1] - longest[0]:
+                out[camera] = (paused, resumed)
+    return out
+
+
+def last_frames(path: Path) -> dict[int, float]:
+    """When each camera's newest frame started."""
+    latest: dict[int, float] = {}
+    for record in read_frames(path):
+        latest[record.camera] = max(record.at, latest.get(record.camera, 0.0))
+    return latest

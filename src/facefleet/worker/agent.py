@@ -393,6 +393,9 @@ class WorkerAgent:
             self._give_back(assignment, f"{type(exc).__name__}: {exc}")
             return
         runner.guard = self._guard(assignment)
+        if self.frame_log is not None:
+            frame_log, camera_id, epoch = self.frame_log, assignment.camera_id, assignment.epoch
+            runner.processed = lambda _, started: frame_log.record(started, camera_id, epoch)
         task = asyncio.create_task(runner.run(), name=f"camera {assignment.camera_id}")
         self.streams[assignment.camera_id] = Stream(assignment, runner, task)
         self._errors.pop(key, None)
@@ -408,11 +411,7 @@ class WorkerAgent:
 
         def allowed(frame: Frame) -> bool:
             # Checked right before each frame: the fence may fall between two of them.
-            if not self.lease_confirmed() or self.book.desired().get(camera_id) != epoch:
-                return False
-            if self.frame_log is not None:
-                self.frame_log.record(camera_id, epoch)
-            return True
+            return self.lease_confirmed() and self.book.desired().get(camera_id) == epoch
 
         return allowed
 

@@ -1,4 +1,5 @@
-"""A record of every frame the worker processes: camera, epoch and time, one line each.
+"""A record of every frame the worker processes: when its processing started and ended,
+by which worker, of which camera at which epoch, one line each.
 
 Set ``FACEFLEET_WORKER_FRAME_LOG`` to a file to keep it: an audit of who processed which
 camera when (the chaos suite checks from it that no two workers ever processed one camera at
@@ -19,8 +20,9 @@ class FrameLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._worker_id = worker_id
 
-    def record(self, camera_id: int, epoch: int) -> None:
-        os.write(self._fd, f"{time.time():.4f} {self._worker_id} {camera_id} {epoch}\n".encode())
+    def record(self, started: float, camera_id: int, epoch: int) -> None:
+        line = f"{started:.4f} {time.time():.4f} {self._worker_id} {camera_id} {epoch}\n"
+        os.write(self._fd, line.encode())
 
     def close(self) -> None:
         os.close(self._fd)

@@ -77,6 +77,8 @@ class CameraRunner:
         # Asked before each frame: False skips it (the agent's lease check, so no frame is
         # processed once the worker can no longer be sure its lease is valid).
         self.guard: Callable[[Frame], bool] | None = None
+        # Told after each frame with the (wall) time its processing started.
+        self.processed: Callable[[Frame, float], None] | None = None
         self._frames_refused = 0
 
     def metrics(self) -> dict[str, MetricValue]:
@@ -128,7 +130,10 @@ class CameraRunner:
                 if self.guard is not None and not self.guard(frame):
                     self._frames_refused += 1
                     continue
+                started = time.time()
                 await self._process(frame)
+                if self.processed is not None:
+                    self.processed(frame, started)
         finally:
             for waiter in (stop_wait, frame_wait):
                 if waiter is not None and not waiter.done():

@@ -36,8 +36,10 @@ async def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-async def get_uow(state: State) -> AsyncIterator[UnitOfWork]:
-    async with state.sessions() as session:
+async def get_uow(state: State, request: Request) -> AsyncIterator[UnitOfWork]:
+    # A GET only reads: it must never wait for the database's write lock.
+    sessions = state.reads if request.method in ("GET", "HEAD") else state.sessions
+    async with sessions() as session:
         uow = UnitOfWork(session, state.repairs)
         try:
             yield uow
@@ -80,13 +82,25 @@ async def authenticate(state: AppState, authorization: str | None) -> Principal:
 
 
 async def resolve_key(state: AppState, key: str) -> Principal | None:
-    """The principal of an API key, from the cache or the database."""
+    """The principal of an API key, from the cache or the database.
+
+    A key the cache verified before keeps working while it is verified again in the
+    background, so no request (a heartbeat least of all) waits for the database: a revoked
+    key stops working as soon as that read lands, within the cache time and one request."""
     key_hash = hash_secret(key)
     principal = state.principals.get(key_hash)
     if principal is not None:
         return principal
+    known = state.principals.stale(key_hash)
+    if known is not None and state.principals.expired(key_hash):
+        state.principals.refresh(key_hash, lambda: _verify(state, key, key_hash))
+        return known
+    return await _verify(state, key, key_hash)
+
+
+async def _verify(state: AppState, key: str, key_hash: str) -> Principal | None:
     try:
-        async with state.sessions() as session:
+        async with state.reads() as session:
             principal = await principal_for_key(session, key)
     except (OperationalError, DBAPIError, ConnectionError) as exc:
         # A key verified before the outage keeps working: the hot path needs no database.

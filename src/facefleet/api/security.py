@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -54,6 +56,7 @@ class PrincipalCache:
     def __init__(self, ttl: float) -> None:
         self._ttl = ttl
         self._entries: dict[str, tuple[Principal, float]] = {}
+        self._refreshing: dict[str, asyncio.Task[object]] = {}
 
     def get(self, key_hash: str) -> Principal | None:
         entry = self._entries.get(key_hash)
@@ -63,6 +66,25 @@ class PrincipalCache:
         if time.monotonic() >= expires:
             return None
         return principal
+
+    def expired(self, key_hash: str) -> bool:
+        entry = self._entries.get(key_hash)
+        return entry is not None and time.monotonic() >= entry[1]
+
+    def refresh(self, key_hash: str, verify: Callable[[], Awaitable[object]]) -> None:
+        """Verify a cached key again in the background, once at a time per key."""
+        if key_hash in self._refreshing:
+            return
+        task: asyncio.Task[object] = asyncio.ensure_future(verify())
+        self._refreshing[key_hash] = task
+
+        def done(finished: asyncio.Task[object]) -> None:
+            self._refreshing.pop(key_hash, None)
+            # A failed read is tried again by a later request; nothing waits for this one.
+            if not finished.cancelled():
+                finished.exception()
+
+        task.add_done_callback(done)
 
     def stale(self, key_hash: str) -> Principal | None:
         """The key's last verified principal, however old: only for when the database cannot

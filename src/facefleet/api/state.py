@@ -15,6 +15,7 @@ from facefleet.api.events.digest import StatsDigest
 from facefleet.api.events.snapshot_cache import SnapshotCache
 from facefleet.api.observability.metrics import Metrics
 from facefleet.api.security import PrincipalCache
+from facefleet.api.storage.db.engine import create_sessionmaker
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.storage.pending_audit import PendingAudit
 from facefleet.api.tenants.gallery_versions import GalleryVersions
@@ -43,7 +44,11 @@ class AppState:
     face_engine: EngineLoader = field(default_factory=lambda: EngineLoader(upsample=1))
 
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+    # Sessions that only read (GET requests, background reads): on SQLite they take no
+    # write lock, so they never queue behind writers.
+    reads: async_sessionmaker[AsyncSession] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.reads = create_sessionmaker(self.engine, read_only=True)
         self.digest = StatsDigest(self.hot, self.events)
-        self.gallery_versions = GalleryVersions(self.sessions)
+        self.gallery_versions = GalleryVersions(self.reads)

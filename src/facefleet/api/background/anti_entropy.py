@@ -103,7 +103,7 @@ async def repair_pending(state: AppState) -> int:
 async def differing(state: AppState) -> set[WorkerRef]:
     """Workers whose hot record differs from the database (read without locks: candidates,
     each then repaired under its lock)."""
-    async with state.sessions() as session:
+    async with state.reads() as session:
         rows = (
             await session.execute(
                 select(

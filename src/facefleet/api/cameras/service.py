@@ -109,6 +109,7 @@ class CameraService:
             if value is not None or field == "match_threshold":
                 setattr(camera, field, value)
         camera.updated_at = datetime.now(UTC)
+        await cameras_repo.sync_lease(uow.session, camera)
         if labels is not None:
             await cameras_repo.set_labels(uow.session, camera.id, labels)
         if not camera.enabled or "source_url" in changes:

@@ -53,16 +53,19 @@ class CameraStateTracker:
             if processing.state == "streaming"
             and self._last.get(tenant, {}).get(camera_id, processing).state != "streaming"
         ]
-        async with state.sessions() as session:
+        async with state.reads() as session:
             for camera, lease, holder in await cameras_repo.leases_with_holders(session, gone):
                 current.setdefault(camera.tenant_id, {})[camera.id] = camera_state(
                     camera.enabled, lease, holder, None, now
                 )
-            await cameras_repo.clear_failures(session, streaming_again)
             if time.monotonic() - self._counts_at >= COUNTS_PERIOD:
                 self._counts = await cameras_repo.fleet_counts(session, to_datetime(now))
                 self._counts_at = time.monotonic()
-            await session.commit()
+            await session.rollback()
+        if streaming_again:
+            async with state.sessions() as session:
+                await cameras_repo.clear_failures(session, streaming_again)
+                await session.commit()
         published = 0
         for tenant, cameras in current.items():
             before = self._last.get(tenant, {})

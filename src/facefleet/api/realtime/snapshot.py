@@ -38,7 +38,7 @@ async def build_snapshot(state: AppState, principal: Principal) -> dict[str, Any
 
 async def _query(state: AppState, principal: Principal) -> dict[str, Any]:
     queries = WorkerQueries(state)
-    async with state.sessions() as session:
+    async with state.reads() as session:
         workers = await queries.list(
             session, principal, status=None, label=None, offset=0, limit=1_000_000
         )

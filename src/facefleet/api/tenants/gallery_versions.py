@@ -8,7 +8,6 @@ up. Edits on this replica set the new version directly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from facefleet.api.state import AppState
 
 log = logging.getLogger(__name__)
-FIRST_READ_TIMEOUT = 1.0
 
 
 class GalleryVersions:
@@ -35,17 +33,13 @@ class GalleryVersions:
     def set(self, tenant_id: str, version: int) -> None:
         self._cache[tenant_id] = (version, time.monotonic())
 
-    async def get(self, tenant_id: str) -> int:
+    def get(self, tenant_id: str) -> int | None:
+        """The tenant's version as last read, refreshed in the background when older than the
+        ttl; None until the first read lands (a heartbeat never waits for the database)."""
         cached = self._cache.get(tenant_id)
-        if cached is not None:
-            if time.monotonic() - cached[1] >= self._ttl:
-                self._refresh(tenant_id)
-            return cached[0]
-        with contextlib.suppress(Exception):
-            return await asyncio.wait_for(
-                asyncio.shield(self._refresh(tenant_id)), FIRST_READ_TIMEOUT
-            )
-        return 0
+        if cached is None or time.monotonic() - cached[1] >= self._ttl:
+            self._refresh(tenant_id)
+        return cached[0] if cached is not None else None
 
     def _refresh(self, tenant_id: str) -> asyncio.Task[int]:
         task = self._refreshing.get(tenant_id)

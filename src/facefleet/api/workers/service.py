@@ -203,7 +203,7 @@ class WorkerService:
             heartbeat_interval=self.settings.heartbeat_interval,
             lease_ttl=self.settings.lease_ttl,
             server_time=now,
-            gallery_version=await self.state.gallery_versions.get(worker.tenant_id),
+            gallery_version=self.state.gallery_versions.get(worker.tenant_id),
             generation=worker.generation,
         )
 

@@ -14,7 +14,14 @@ from facefleet.api.storage.db.models import Camera, CameraLease, CameraRequiredL
 async def add(session: AsyncSession, camera: Camera, labels: Sequence[str]) -> None:
     session.add(camera)
     await session.flush()
-    session.add(CameraLease(camera_id=camera.id))
+    session.add(
+        CameraLease(
+            camera_id=camera.id,
+            tenant_id=camera.tenant_id,
+            priority=camera.priority,
+            enabled=camera.enabled,
+        )
+    )
     await set_labels(session, camera.id, labels)
 
 
@@ -153,3 +160,13 @@ async def clear_failures(session: AsyncSession, camera_ids: Sequence[int]) -> No
             .values(failures=0, last_error=None, backoff_until=None)
             .execution_options(synchronize_session=False)
         )
+
+
+async def sync_lease(session: AsyncSession, camera: Camera) -> None:
+    """Copy what the choice of a free camera sorts and filters on to its lease row."""
+    await session.execute(
+        update(CameraLease)
+        .where(CameraLease.camera_id == camera.id)
+        .values(priority=camera.priority, enabled=camera.enabled)
+        .execution_options(synchronize_session=False)
+    )

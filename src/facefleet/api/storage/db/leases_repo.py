@@ -7,10 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, or_, select, update
+from sqlalchemy import Select, and_, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facefleet.api.storage.db.models import Camera, CameraLease, CameraRequiredLabel, Worker
+from facefleet.api.storage.db.models import (
+    FREE_CAMERA,
+    Camera,
+    CameraLease,
+    CameraRequiredLabel,
+    Worker,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,29 @@ async def held_by(session: AsyncSession, worker_pk: int) -> list[HeldLease]:
     return [HeldLease(camera_id, epoch) for camera_id, epoch in rows]
 
 
+def _free_for(tenant_id: str, worker_labels: Sequence[str], now: datetime) -> Select[CameraLease]:
+    """Free leases of the tenant this worker may take now, best first: an index walk
+    (ix_camera_leases_free) that stops at the first one, however many cameras there are."""
+    missing_label = exists().where(
+        CameraRequiredLabel.camera_id == CameraLease.camera_id,
+        CameraRequiredLabel.label.not_in(list(worker_labels)),
+    )
+    return (
+        select(CameraLease)
+        .where(
+            CameraLease.tenant_id == tenant_id,
+            # Spelled as the partial indexes' condition, so both databases use them.
+            text(FREE_CAMERA),
+            or_(CameraLease.revoked_until.is_(None), CameraLease.revoked_until <= now),
+            or_(CameraLease.backoff_until.is_(None), CameraLease.backoff_until <= now),
+            ~missing_label,
+        )
+        .order_by(CameraLease.priority.desc(), CameraLease.waiting_since, CameraLease.camera_id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
 async def claim_free_camera(
     session: AsyncSession,
     *,
@@ -50,31 +79,13 @@ async def claim_free_camera(
     Order: the camera this worker held last (sticky), then priority, then the one waiting
     longest. Rows another transaction is assigning are skipped, not waited for.
     """
-    missing_label = exists().where(
-        CameraRequiredLabel.camera_id == Camera.id,
-        CameraRequiredLabel.label.not_in(list(worker_labels)),
-    )
-    candidate = (
-        select(CameraLease)
-        .join(Camera, Camera.id == CameraLease.camera_id)
-        .where(
-            Camera.tenant_id == tenant_id,
-            Camera.enabled.is_(True),
-            CameraLease.worker_pk.is_(None),
-            or_(CameraLease.revoked_until.is_(None), CameraLease.revoked_until <= now),
-            or_(CameraLease.backoff_until.is_(None), CameraLease.backoff_until <= now),
-            ~missing_label,
-        )
-        .order_by(
-            case((CameraLease.last_worker_pk == worker_pk, 0), else_=1),
-            Camera.priority.desc(),
-            CameraLease.waiting_since,
-            Camera.id,
-        )
-        .limit(1)
-        .with_for_update(skip_locked=True, of=CameraLease)
-    )
-    lease = await session.scalar(candidate)
+    free = _free_for(tenant_id, worker_labels, now)
+    # Its own few cameras, found by ix_camera_leases_sticky (sorted by priority, the query
+    # would walk every free camera of the tenant looking for them).
+    sticky = free.where(CameraLease.last_worker_pk == worker_pk).order_by(None)
+    lease = await session.scalar(sticky.order_by(CameraLease.camera_id))
+    if lease is None:
+        lease = await session.scalar(free)
     if lease is None:
         return None
     new_epoch = lease.epoch + 1

@@ -19,6 +19,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -138,13 +140,38 @@ class CameraRequiredLabel(Base):
     label: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
+FREE_CAMERA = "worker_pk IS NULL AND enabled"
+
+
 class CameraLease(Base):
     """Exactly one row per camera: its current owner (or none) and the fencing epoch."""
 
     __tablename__ = "camera_leases"
+    __table_args__ = (
+        # The best free camera is the first row of these in order (leases_repo).
+        Index(
+            "ix_camera_leases_free",
+            "tenant_id",
+            text("priority DESC"),
+            "waiting_since",
+            "camera_id",
+            postgresql_where=text(FREE_CAMERA),
+            sqlite_where=text(FREE_CAMERA),
+        ),
+        Index(
+            "ix_camera_leases_sticky",
+            "last_worker_pk",
+            postgresql_where=text(FREE_CAMERA),
+            sqlite_where=text(FREE_CAMERA),
+        ),
+    )
     camera_id: Mapped[int] = mapped_column(
         ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True
     )
+    # The camera's, copied here so the choice of a free camera needs no join.
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     worker_pk: Mapped[int | None] = mapped_column(
         ForeignKey("workers.id", ondelete="SET NULL"), index=True, default=None
     )

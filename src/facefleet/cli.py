@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 import typer
-import uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -49,16 +48,9 @@ def serve(
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     _banner(settings)
-    from facefleet.api.app import create_app
+    from facefleet.api.server import serve as run_server
 
-    # Bounded graceful shutdown: idle keep-alive connections must not hold a restart up.
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        timeout_graceful_shutdown=10,
-    )
+    run_server(settings)
 
 
 @db_app.command("upgrade")

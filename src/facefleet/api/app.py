@@ -40,7 +40,7 @@ from facefleet.api.storage.db.migrate import upgrade
 from facefleet.api.tenants.router import router as tenants_router
 from facefleet.api.webhooks.delivery import WebhookDeliverer
 from facefleet.api.webhooks.router import router as webhooks_router
-from facefleet.api.workers import heartbeat_route
+from facefleet.api.workers import heartbeat_route, presence
 from facefleet.api.workers.legacy import router as legacy_router
 from facefleet.api.workers.router import router as workers_router
 
@@ -194,6 +194,7 @@ def create_app(
     # The heartbeat first: most requests are heartbeats, and routes are matched in order.
     app.include_router(heartbeat_route.router)
     app.include_router(workers_router)
+    app.include_router(presence.router)
     app.include_router(realtime_router)
     app.include_router(cameras_router)
     app.include_router(people_router)

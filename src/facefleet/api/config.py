@@ -8,6 +8,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The longest frame a worker may still be processing when it fences itself.
+PRESENCE_FRAME_ALLOWANCE = 0.5
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FACEFLEET_", extra="ignore")
@@ -61,6 +64,21 @@ class Settings(BaseSettings):
     )
     retry_after: float = Field(
         default=2.0, gt=0, description="Seconds a worker is told to wait when no camera is free."
+    )
+    presence_beat: float = Field(
+        default=0.5,
+        gt=0,
+        description="Seconds between the bytes of a worker's presence stream: the worker "
+        "fences itself when they stop, the control plane expires it when the stream breaks.",
+    )
+    presence_grace: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds after a worker's presence stream broke off (its process died) "
+        "before it counts as gone and its cameras move; it fences itself sooner.",
+    )
+    presence_wait: float = Field(
+        default=60.0, gt=0, description="Seconds a presence stream lasts before it is renewed."
     )
     failing_backoff: float = Field(
         default=10.0,
@@ -218,6 +236,11 @@ class Settings(BaseSettings):
     def _check_timing(self) -> Settings:
         if self.lease_ttl <= self.heartbeat_interval:
             raise ValueError("lease_ttl must be longer than heartbeat_interval")
+        if self.presence_grace < 2 * self.presence_beat + PRESENCE_FRAME_ALLOWANCE:
+            raise ValueError(
+                "presence_grace must leave a worker time to notice its presence stream stopped "
+                f"(2 x presence_beat) and finish a frame ({PRESENCE_FRAME_ALLOWANCE}s)"
+            )
         return self
 
     @property

@@ -10,11 +10,9 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from facefleet.api.errors import (
-    CONCURRENT_CHANGE,
-    Conflict,
     Forbidden,
     ServiceUnavailable,
     Unauthorized,
@@ -23,7 +21,7 @@ from facefleet.api.security import Principal, Role, hash_secret
 from facefleet.api.state import AppState
 from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.tenants.service import principal_for_key
-from facefleet.api.unit_of_work import UnitOfWork
+from facefleet.api.unit_of_work import UnitOfWork, transaction
 from facefleet.api.workers.identity import live_worker
 from facefleet.api.workers.paths import WORKER_ID_PATH
 
@@ -39,21 +37,8 @@ State = Annotated[AppState, Depends(get_state)]
 async def get_uow(state: State, request: Request) -> AsyncIterator[UnitOfWork]:
     # A GET only reads: it must never wait for the database's write lock.
     sessions = state.reads if request.method in ("GET", "HEAD") else state.sessions
-    async with sessions() as session:
-        uow = UnitOfWork(session, state.repairs)
-        try:
-            yield uow
-        except BaseException:
-            await uow.rollback()
-            raise
-        try:
-            await uow.commit()
-        except IntegrityError as exc:
-            raise Conflict(CONCURRENT_CHANGE) from exc
-        except (OperationalError, DBAPIError) as exc:
-            raise ServiceUnavailable(f"database unavailable: {type(exc.orig).__name__}") from exc
-        except ConnectionError as exc:  # the driver could not reach the server at all
-            raise ServiceUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    async with transaction(sessions, state.repairs) as uow:
+        yield uow
 
 
 # scope="function": the commit happens before the response is sent, so a client is never

@@ -20,6 +20,7 @@ from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.storage.pending_audit import PendingAudit
 from facefleet.api.tenants.gallery_versions import GalleryVersions
 from facefleet.api.unit_of_work import WorkerRef
+from facefleet.api.workers.waiting import CameraWaiters
 from facefleet.face.loader import EngineLoader
 
 
@@ -47,8 +48,13 @@ class AppState:
     # Sessions that only read (GET requests, background reads): on SQLite they take no
     # write lock, so they never queue behind writers.
     reads: async_sessionmaker[AsyncSession] = field(init=False)
+    # Idle workers waiting on a long-poll camera request.
+    waiters: CameraWaiters = field(init=False)
+    # Set when this replica starts a graceful shutdown (api/server.py).
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.reads = create_sessionmaker(self.engine, read_only=True)
+        self.waiters = CameraWaiters(self.events)
         self.digest = StatsDigest(self.hot, self.events)
         self.gallery_versions = GalleryVersions(self.reads)

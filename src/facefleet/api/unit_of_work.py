@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from facefleet.api.errors import CONCURRENT_CHANGE, Conflict, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +64,26 @@ class UnitOfWork:
     async def rollback(self) -> None:
         self._after_commit.clear()
         await self.session.rollback()
+
+
+@contextlib.asynccontextmanager
+async def transaction(
+    sessions: async_sessionmaker[AsyncSession], repairs: set[WorkerRef] | None
+) -> AsyncIterator[UnitOfWork]:
+    """One unit of work, committed when the block ends (rolled back if it raises). A race on
+    a unique key is a Conflict; a database that does not answer is ServiceUnavailable."""
+    async with sessions() as session:
+        uow = UnitOfWork(session, repairs)
+        try:
+            yield uow
+        except BaseException:
+            await uow.rollback()
+            raise
+        try:
+            await uow.commit()
+        except IntegrityError as exc:
+            raise Conflict(CONCURRENT_CHANGE) from exc
+        except (OperationalError, DBAPIError) as exc:
+            raise ServiceUnavailable(f"database unavailable: {type(exc.orig).__name__}") from exc
+        except ConnectionError as exc:  # the driver could not reach the server at all
+            raise ServiceUnavailable(f"database unavailable: {type(exc).__name__}") from exc

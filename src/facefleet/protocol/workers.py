@@ -67,6 +67,16 @@ class RegisterResponse(Response):
     lease_ttl: float
     leases: list[LeaseInfo]
     generation: int | None = Field(default=None, description=GENERATION_DESCRIPTION)
+    presence_beat: float | None = Field(
+        default=None,
+        description="Seconds between the bytes of the presence stream (GET .../presence); "
+        "None from servers without one.",
+    )
+    presence_grace: float | None = Field(
+        default=None,
+        description="Seconds after the presence stream breaks off before the worker counts "
+        "as gone: it must fence itself before then.",
+    )
 
 
 MetricValue = float | int | str | bool | None

@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -168,13 +168,41 @@ class WorkerClient:
         path = self._path("/heartbeat")
         return _parse(await self._send_reregistering("POST", path, body, retry), HeartbeatResult)
 
-    async def request_camera(self) -> CameraRequestResult:
-        """A camera, or ``assignment=None`` with ``retry_after`` when none is free.
+    async def request_camera(self, wait: float = 0.0) -> CameraRequestResult:
+        """A camera, or ``assignment=None`` with ``retry_after`` when none is free; with
+        ``wait``, the control plane holds the request until one becomes free, for up to
+        that many seconds (a long poll; older servers answer at once).
 
         Not idempotent: if a retried request was already served, the worker may hold a lease
-        it was not told about; the ``leases`` of each heartbeat are the source of truth.
+        it was not told about; the answer's ``held`` list and every heartbeat say.
         """
-        return await self._worker_call("POST", "/camera/request", None, CameraRequestResult)
+        path = self._path("/camera/request" + (f"?wait={wait:g}" if wait > 0 else ""))
+        timeout = self._http.timeout.read
+        extra = (
+            None
+            if wait <= 0 or timeout is None
+            else httpx.Timeout(self._http.timeout.connect, read=timeout + wait)
+        )
+        resp = await self._send_reregistering("POST", path, None, http_timeout=extra)
+        return _parse(resp, CameraRequestResult)
+
+    async def presence(self, silence: float) -> AsyncIterator[bytes]:
+        """The presence stream: yields each byte as it arrives, ends when the control plane
+        ends it; ConnectionFailed when nothing arrived for ``silence`` seconds or the
+        connection broke, ApiError when it was refused (404: a server without one)."""
+        headers = {"X-Worker-Session": self.session_token or ""}
+        timeout = httpx.Timeout(self._http.timeout.connect, read=silence)
+        try:
+            async with self._http.stream(
+                "GET", self._path("/presence"), headers=headers, timeout=timeout
+            ) as resp:
+                if resp.status_code != 200:
+                    await resp.aread()
+                    raise error_from(resp)
+                async for chunk in resp.aiter_raw():
+                    yield chunk
+        except RETRY_ERRORS as exc:
+            raise ConnectionFailed(f"presence: {type(exc).__name__}: {exc}") from exc
 
     async def current_cameras(self) -> CurrentAssignments:
         return await self._worker_call("GET", "/camera", None, CurrentAssignments)
@@ -233,7 +261,12 @@ class WorkerClient:
         return _parse(await self._send_reregistering(method, self._path(suffix), body), model)
 
     async def _send_reregistering(
-        self, method: str, path: str, body: Any, retry: RetryPolicy | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        retry: RetryPolicy | None = None,
+        http_timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
         """Send; when the server no longer knows this worker, register again and resend once.
 
@@ -241,14 +274,14 @@ class WorkerClient:
         partition longer than the lease TTL); the same worker_id and instance_id come back.
         """
         token = self.session_token
-        resp = await self._send(method, path, body, retry=retry)
+        resp = await self._send(method, path, body, retry=retry, http_timeout=http_timeout)
         if resp.status_code != 404 or error_name(resp) != ErrorName.worker_not_found:
             return resp
         async with self._register_lock:
             # Concurrent calls that failed together re-register once, not once each.
             if self.session_token == token:
                 await self.register()
-        return await self._send(method, path, body, retry=retry)
+        return await self._send(method, path, body, retry=retry, http_timeout=http_timeout)
 
     async def _send(
         self,
@@ -258,6 +291,7 @@ class WorkerClient:
         *,
         session: bool = True,
         retry: RetryPolicy | None = None,
+        http_timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
         headers = {}
         if session and self.session_token:
@@ -270,8 +304,9 @@ class WorkerClient:
             retry_error_callback=last_outcome,
         )
         try:
+            extra: dict[str, Any] = {} if http_timeout is None else {"timeout": http_timeout}
             resp: httpx.Response = await retrying(
-                self._http.request, method, path, json=body, headers=headers
+                self._http.request, method, path, json=body, headers=headers, **extra
             )
         except RETRY_ERRORS as exc:
             raise ConnectionFailed(

@@ -64,7 +64,12 @@ STREAM_STOP_GRACE = 5.0
 COMMAND_TIMEOUT = 30.0
 RECONCILE_PERIOD = 0.5
 FENCE_CHECK = 0.05
+# The longest frame a worker may still be processing when it fences itself (the control
+# plane's PRESENCE_FRAME_ALLOWANCE).
+PRESENCE_FRAME_ALLOWANCE = 0.5
 MAX_CAMERA_METRICS = 48
+# How long a camera request waits on the control plane for a camera to become free.
+CAMERA_WAIT = 20.0
 
 
 @dataclass
@@ -92,6 +97,12 @@ class AgentState:
     # confirmed: every lease is believed only until this plus the TTL minus the margin.
     last_confirmed: float = field(default_factory=time.monotonic)
     fenced: bool = False
+    # The presence channel, when the control plane offers one: the worker believes its
+    # leases only while bytes arrive on it, up to the grace minus a frame's allowance.
+    presence_beat: float | None = None
+    presence_grace: float | None = None
+    presence_alive: float = field(default_factory=time.monotonic)
+    presence_paused: bool = False
 
 
 class IdentityRefused(Exception):
@@ -180,6 +191,9 @@ class WorkerAgent:
         self.state.lease_ttl = reg.lease_ttl
         self.state.desired_state = reg.desired_state
         self.state.last_confirmed = time.monotonic()
+        self.state.presence_beat = reg.presence_beat
+        self.state.presence_grace = reg.presence_grace
+        self.state.presence_alive = time.monotonic()
         self.state.fenced = False
         self.book.reset(reg.generation, [(le.camera_id, le.epoch) for le in reg.leases if le.valid])
         self._changed.set()
@@ -194,6 +208,7 @@ class WorkerAgent:
             "assignment": self._assignment_loop,
             "reconcile": self._reconcile_loop,
             "fence": self._fence_loop,
+            "presence": self._presence_loop,
             "commands": self._command_loop,
             **{name: _coroutine(service) for name, service in self.services.items()},
         }
@@ -239,10 +254,16 @@ class WorkerAgent:
         return max(0.05, self.state.heartbeat_interval + random.uniform(-spread, spread))
 
     def lease_confirmed(self, now: float | None = None) -> bool:
-        """Whether the leases may still be believed valid (the fence has not fallen)."""
+        """Whether the leases may still be believed valid (the fence has not fallen): a
+        heartbeat confirmed them less than the TTL minus the margin ago, and the presence
+        channel (if any) was heard less than its grace minus a frame's allowance ago."""
         now = time.monotonic() if now is None else now
-        budget = self.state.lease_ttl - self.fence_margin
-        return not self.state.fenced and now - self.state.last_confirmed < budget
+        state = self.state
+        if state.fenced or now - state.last_confirmed >= state.lease_ttl - self.fence_margin:
+            return False
+        if state.presence_grace is None or state.presence_paused:
+            return True
+        return now - state.presence_alive < state.presence_grace - PRESENCE_FRAME_ALLOWANCE
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -286,6 +307,31 @@ class WorkerAgent:
         if result.desired_state == "stop":
             self.stop()
 
+    async def _presence_loop(self) -> None:
+        """Keep the presence stream open; each byte on it says the control plane can still
+        tell if this process dies."""
+        while True:
+            beat, grace = self.state.presence_beat, self.state.presence_grace
+            if beat is None or grace is None:
+                await asyncio.sleep(self.state.heartbeat_interval)
+                continue
+            try:
+                async for chunk in self.client.presence(silence=2 * beat):
+                    self.state.presence_alive = time.monotonic()
+                    # A replica stopping on purpose says goodbye: its end is no loss, and
+                    # until the next stream the heartbeats alone vouch for the leases.
+                    self.state.presence_paused = chunk.endswith(b"!")
+            except ApiError as exc:
+                if exc.status == 404 and exc.error != "WorkerNotFound":
+                    log.warning("the control plane has no presence channel: %s", exc)
+                    self.state.presence_grace = self.state.presence_beat = None
+                    continue
+                log.warning("presence refused: %s", exc)
+                await asyncio.sleep(min(beat, 0.5))
+            except ConnectionFailed as exc:
+                log.warning("presence lost: %s", exc)
+                await asyncio.sleep(0.05)
+
     async def _fence_loop(self) -> None:
         """Stop every stream before the control plane can hand its camera on."""
         while True:
@@ -296,10 +342,13 @@ class WorkerAgent:
         if self.state.fenced or self.lease_confirmed() or not self.book.desired():
             return
         self.state.fenced = True
+        now = time.monotonic()
         log.warning(
-            "fenced: no confirmed heartbeat for %.1fs (lease TTL %.1fs); stopping all streams",
-            time.monotonic() - self.state.last_confirmed,
+            "fenced: no confirmed heartbeat for %.1fs (lease TTL %.1fs), presence heard "
+            "%.1fs ago; stopping all streams",
+            now - self.state.last_confirmed,
             self.state.lease_ttl,
+            now - self.state.presence_alive,
         )
         self._changed.set()
 
@@ -320,13 +369,16 @@ class WorkerAgent:
 
     async def _request_camera(self) -> float:
         try:
-            result = await self.client.request_camera()
+            # A long poll: the control plane answers the moment a camera is free for us.
+            result = await self.client.request_camera(wait=CAMERA_WAIT)
         except (ConnectionFailed, ApiError) as exc:
             log.warning("camera request failed: %s", exc)
             return self.state.heartbeat_interval
         for held in result.held:
             self._learn(result.generation, held)
         if result.assignment is None:
+            if result.reason and "capacity" not in result.reason:
+                return random.uniform(0.0, 0.2)  # waited all the time it could: ask again
             base = result.retry_after or self.state.heartbeat_interval
             return base * random.uniform(0.8, 1.2)
         self._learn(result.generation, result.assignment)

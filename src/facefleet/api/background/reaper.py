@@ -129,7 +129,10 @@ class Reaper:
         hot = self.state.hot
         now_dt = to_datetime(now)
         overdue = worker.stop_deadline is not None and now >= worker.stop_deadline
-        reason = "shutdown deadline passed" if overdue else "lease expired"
+        lost = worker.presence_deadline is not None and now >= worker.presence_deadline
+        reason = (
+            "shutdown deadline passed" if overdue else "presence lost" if lost else "lease expired"
+        )
         try:
             async with self.state.sessions() as session:
                 row = await leases_repo.lock_worker(session, worker.pk)
@@ -137,9 +140,11 @@ class Reaper:
                     # Re-registered meanwhile: the registration settled its old leases.
                     return []
                 # A worker forced out before its lease ran out (a missed shutdown deadline)
-                # may stream until its deadline: its cameras wait for that.
+                # may stream until its deadline: its cameras wait for that. One that lost its
+                # presence channel has fenced itself by the end of its grace.
+                hold = to_datetime(max(now, worker.fenced_by()))
                 released = await leases_repo.release_all(
-                    session, worker.pk, now_dt, hold_until=to_datetime(max(now, worker.deadline))
+                    session, worker.pk, now_dt, hold_until=hold
                 )
                 for held in released:
                     events_repo.record(

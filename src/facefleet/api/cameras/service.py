@@ -81,7 +81,20 @@ class CameraService:
             match_threshold=req.match_threshold,
         )
         await cameras_repo.add(uow.session, camera, req.required_labels)
-        return (await self._out(uow, [camera]))[0]
+        out = (await self._out(uow, [camera]))[0]
+        self._announce(uow, principal, "camera_added", out)
+        return out
+
+    def _announce(
+        self, uow: UnitOfWork, principal: Principal, kind: str, camera: schemas.CameraOut
+    ) -> None:
+        """Operators see the change; workers waiting for a camera look again."""
+        event = camera.model_dump(mode="json", include={"id", "name", "enabled", "state"})
+
+        async def publish() -> None:
+            await self.state.events.publish(principal.tenant_id, kind, event)
+
+        uow.after_commit(publish)
 
     async def get(self, uow: UnitOfWork, principal: Principal, camera_id: int) -> schemas.CameraOut:
         return (await self._out(uow, [await self._get(uow, principal, camera_id)]))[0]
@@ -118,7 +131,9 @@ class CameraService:
             # A new source deserves a fresh try: no failures carried over, no backoff.
             await cameras_repo.clear_failures(uow.session, [camera.id])
         await uow.session.flush()
-        return (await self._out(uow, [camera]))[0]
+        out = (await self._out(uow, [camera]))[0]
+        self._announce(uow, principal, "camera_updated", out)
+        return out
 
     async def delete(self, uow: UnitOfWork, principal: Principal, camera_id: int) -> None:
         camera = await self._get(uow, principal, camera_id)

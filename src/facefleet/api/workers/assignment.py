@@ -8,6 +8,7 @@ from the hot store before the commit (see ``revoke``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 
@@ -21,7 +22,7 @@ from facefleet.api.state import AppState
 from facefleet.api.storage.db import events_repo, leases_repo, tenants_repo
 from facefleet.api.storage.db.models import Camera, CameraLease
 from facefleet.api.storage.hot.base import LiveWorker
-from facefleet.api.unit_of_work import UnitOfWork, written
+from facefleet.api.unit_of_work import UnitOfWork, transaction, written
 from facefleet.api.workers import schemas
 from facefleet.api.workers.identity import not_registered
 from facefleet.protocol.enums import WorkerStatus
@@ -41,6 +42,11 @@ def assignment_of(
             camera.match_threshold if camera.match_threshold is not None else tenant_threshold
         ),
     )
+
+
+NO_FREE_CAMERA = "no free camera matches this worker"
+# The longest a camera request may wait for a camera.
+MAX_WAIT = 60.0
 
 
 def failure_backoff(failures: int, base: float, cap: float) -> float:
@@ -65,6 +71,32 @@ class AssignmentService:
         return [assignment_of(camera, lease.epoch, ttl, threshold) for camera, lease in rows]
 
     async def request_camera(
+        self, principal: Principal, live: LiveWorker, wait: float = 0.0
+    ) -> schemas.CameraRequestResponse:
+        """A camera if one fits now; else, with ``wait``, the first that becomes free within
+        that many seconds (a long poll: no transaction is open while it waits)."""
+        async with transaction(self.state.sessions, self.state.repairs) as uow:
+            answer = await self._request_once(uow, principal, live)
+        if answer.assignment is not None or wait <= 0 or answer.reason != NO_FREE_CAMERA:
+            return answer
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + wait
+        waiters = self.state.waiters
+        async with waiters.queued(principal.tenant_id, live.worker_id) as waiter:
+            while (remaining := ends - loop.time()) > 0:
+                woken = await waiters.wait(waiter, min(remaining, self.settings.retry_after))
+                current = await self.hot.get_worker(principal.tenant_id, live.worker_id)
+                if current is None or current.session_hash != live.session_hash:
+                    raise not_registered(live.worker_id)
+                async with transaction(self.state.sessions, self.state.repairs) as uow:
+                    answer = await self._request_once(uow, principal, current)
+                if answer.assignment is not None or answer.reason != NO_FREE_CAMERA:
+                    return answer
+                if woken:
+                    waiters.pass_on(principal.tenant_id, waiter)
+        return answer
+
+    async def _request_once(
         self, uow: UnitOfWork, principal: Principal, live: LiveWorker
     ) -> schemas.CameraRequestResponse:
         started = time.perf_counter()
@@ -97,7 +129,7 @@ class AssignmentService:
             now=to_datetime(now),
         )
         if claimed is None:
-            return nothing("no free camera matches this worker", held)
+            return nothing(NO_FREE_CAMERA, held)
         camera, epoch = claimed
         events_repo.record(
             session,

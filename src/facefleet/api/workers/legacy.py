@@ -21,7 +21,7 @@ from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
 from facefleet.api.observability.metrics import metrics_of
 from facefleet.api.workers import schemas
-from facefleet.api.workers.assignment import AssignmentService
+from facefleet.api.workers.assignment import MAX_WAIT, AssignmentService
 from facefleet.api.workers.paths import WorkerPath
 from facefleet.api.workers.queries import WorkerQueries
 from facefleet.api.workers.service import WorkerService
@@ -106,6 +106,14 @@ async def legacy_request_camera(
     live: CurrentWorker,
     principal: WorkerOrAdmin,
     state: State,
-    uow: Uow,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT,
+            description="Seconds to wait for a camera to become free (a long poll) when "
+            "none is free now.",
+        ),
+    ] = 0.0,
 ) -> schemas.CameraRequestResponse:
-    return await AssignmentService(state).request_camera(uow, principal, live)
+    return await AssignmentService(state).request_camera(principal, live, wait)

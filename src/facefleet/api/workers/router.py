@@ -19,7 +19,7 @@ from facefleet.api.deps import (
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
 from facefleet.api.workers import schemas
-from facefleet.api.workers.assignment import AssignmentService
+from facefleet.api.workers.assignment import MAX_WAIT, AssignmentService
 from facefleet.api.workers.commands import CommandService
 from facefleet.api.workers.control import ControlService
 from facefleet.api.workers.paths import WorkerPath
@@ -122,9 +122,17 @@ async def request_camera(
     live: CurrentWorker,
     principal: WorkerOrAdmin,
     state: State,
-    uow: Uow,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT,
+            description="Seconds to wait for a camera to become free (a long poll) when "
+            "none is free now.",
+        ),
+    ] = 0.0,
 ) -> schemas.CameraRequestResponse:
-    return await AssignmentService(state).request_camera(uow, principal, live)
+    return await AssignmentService(state).request_camera(principal, live, wait)
 
 
 @router.get(

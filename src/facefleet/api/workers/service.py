@@ -132,6 +132,8 @@ class WorkerService:
             lease_ttl=self.settings.lease_ttl,
             leases=lease_infos(live, now),
             generation=live.generation,
+            presence_beat=self.settings.presence_beat,
+            presence_grace=self.settings.presence_grace,
         )
 
     def _refuse_if_held(

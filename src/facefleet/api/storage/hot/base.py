@@ -37,10 +37,27 @@ class LiveWorker:
     commands: dict[int, dict[str, Any]] = field(default_factory=dict)
     # The worker's latest report of each stream (StreamReport dicts).
     streams: list[dict[str, Any]] = field(default_factory=list)
+    # Its presence channel: the open stream's token, and once that stream broke off, the
+    # time after which it counts as gone (it fences itself before then).
+    presence: str = ""
+    presence_deadline: float | None = None
+
+    @property
+    def due(self) -> float:
+        """When it expires: its lease deadline, or sooner an operator's shutdown deadline or
+        the end of the grace after its presence channel broke."""
+        early = [d for d in (self.stop_deadline, self.presence_deadline) if d is not None]
+        return min([self.deadline, *early])
 
     def is_expired(self, now: float) -> bool:
-        overdue = self.stop_deadline is not None and now >= self.stop_deadline
-        return self.is_live and (now >= self.deadline or overdue)
+        return self.is_live and now >= self.due
+
+    def fenced_by(self) -> float:
+        """Until when it may still believe its leases valid: its deadline, or the end of its
+        presence grace (within which it fences itself) if that comes first."""
+        if self.presence_deadline is not None:
+            return min(self.deadline, self.presence_deadline)
+        return self.deadline
 
     @property
     def key(self) -> str:
@@ -129,6 +146,18 @@ class HotStore(Protocol):
         The worker's unacknowledged commands are handed out again on every heartbeat until
         acknowledged, and counted as delivered (``take_delivered``).
         """
+
+    async def presence_open(
+        self, tenant_id: str, worker_id: str, token: str, *, now: float
+    ) -> bool:
+        """A presence stream opened: it is the worker's channel now, and any earlier
+        expiry for a lost channel is lifted. False when the worker is not live."""
+
+    async def presence_lost(
+        self, tenant_id: str, worker_id: str, token: str, *, now: float, grace: float
+    ) -> bool:
+        """The presence stream ``token`` broke off (its process died, or its connection was
+        cut): unless another stream replaced it, the worker expires ``grace`` from now."""
 
     async def set_status(
         self,

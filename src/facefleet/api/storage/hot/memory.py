@@ -114,6 +114,7 @@ class MemoryHotStore:
             worker.status = WorkerStatus.online
         worker.last_seen = now
         worker.deadline = max(worker.deadline, now + ttl)
+        worker.presence_deadline = None  # it speaks: whatever its channel does, it lives
         if metrics is not None:
             worker.metrics = metrics
         if streams is not None:
@@ -130,6 +131,25 @@ class MemoryHotStore:
             self._rate[-1][1] += 1
         else:
             self._rate.append([second, 1])
+
+    async def presence_open(
+        self, tenant_id: str, worker_id: str, token: str, *, now: float
+    ) -> bool:
+        worker = self._workers.get(worker_key(tenant_id, worker_id))
+        if worker is None or not worker.is_live:
+            return False
+        worker.presence = token
+        worker.presence_deadline = None
+        return True
+
+    async def presence_lost(
+        self, tenant_id: str, worker_id: str, token: str, *, now: float, grace: float
+    ) -> bool:
+        worker = self._workers.get(worker_key(tenant_id, worker_id))
+        if worker is None or not worker.is_live or worker.presence != token:
+            return False
+        worker.presence_deadline = now + grace
+        return True
 
     async def set_status(
         self,
@@ -237,6 +257,7 @@ class MemoryHotStore:
                 worker.status = WorkerStatus.online
             worker.last_seen = now
             worker.deadline = max(worker.deadline, now + ttl)
+            worker.presence_deadline = None
             self._dirty.add(worker.key)
         return len(live)
 

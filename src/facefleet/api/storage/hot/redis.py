@@ -113,6 +113,10 @@ def encode_worker(worker: LiveWorker) -> dict[str, str]:
         fields["stop_deadline"] = _number(worker.stop_deadline)
     if worker.stop_mode is not None:
         fields["stop_mode"] = worker.stop_mode
+    if worker.presence:
+        fields["presence"] = worker.presence
+    if worker.presence_deadline is not None:
+        fields["presence_deadline"] = _number(worker.presence_deadline)
     for camera_id, epoch in worker.leases.items():
         fields[f"{_LEASE}{camera_id}"] = str(epoch)
     return fields
@@ -143,6 +147,10 @@ def decode_worker(fields: dict[str, str], commands: list[str] | None = None) -> 
         stop_deadline=None if stop_deadline is None else float(stop_deadline),
         stop_mode=fields.get("stop_mode"),
         generation=int(fields.get("generation", "0")),
+        presence=fields.get("presence", ""),
+        presence_deadline=(
+            None if "presence_deadline" not in fields else float(fields["presence_deadline"])
+        ),
         commands={int(k): json.loads(v) for k, v in _pairs(commands or []).items()},
         streams=json.loads(fields.get("streams", "[]")),
     )
@@ -175,6 +183,7 @@ class RedisHotStore:
         self._leases = script("leases")
         self._commands = script("commands")
         self._take_delivered = script("take_delivered")
+        self._presence = script("presence")
         self._sweep = script("sweep")
         self._list = script("list")
         self._extend_grace = script("extend_grace")
@@ -282,6 +291,17 @@ class RedisHotStore:
             raise SessionMismatch(worker_id)
         recovered, flat, commands = result
         return HeartbeatOutcome(decode_worker(_pairs(flat), commands), recovered == "1")
+
+    async def presence_open(
+        self, tenant_id: str, worker_id: str, token: str, *, now: float
+    ) -> bool:
+        return bool(await self._presence(args=self._one(tenant_id, worker_id, "open", token)))
+
+    async def presence_lost(
+        self, tenant_id: str, worker_id: str, token: str, *, now: float, grace: float
+    ) -> bool:
+        args = self._one(tenant_id, worker_id, "lost", token, _number(now + grace))
+        return bool(await self._presence(args=args))
 
     async def set_status(
         self,

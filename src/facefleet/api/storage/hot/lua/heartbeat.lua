@@ -16,6 +16,8 @@ if status == 'suspect' then
 end
 local deadline = math.max(tonumber(f[3]), now + tonumber(ARGV[5]))
 redis.call('HSET', key, 'last_seen', ARGV[4], 'deadline', fmt(deadline))
+-- It speaks: whatever its presence channel does, it lives.
+redis.call('HDEL', key, 'presence_deadline')
 local touched = ''
 if ARGV[6] == '1' then
   redis.call('HSET', key, 'metrics', ARGV[7])

@@ -25,7 +25,9 @@ end
 -- leases, which the reaper retries releasing until the database accepts it.
 local function reindex(member, record_ms)
   local key = P .. 'w:' .. member
-  local f = redis.call('HMGET', key, 'status', 'deadline', 'stop_deadline', 'last_seen')
+  local f = redis.call(
+    'HMGET', key, 'status', 'deadline', 'stop_deadline', 'last_seen', 'presence_deadline'
+  )
   local status = f[1]
   if not status then
     local tenant, worker = split(member)
@@ -41,6 +43,7 @@ local function reindex(member, record_ms)
   if LIVE[status] then
     local due = tonumber(f[2])
     if f[3] then due = math.min(due, tonumber(f[3])) end
+    if f[5] then due = math.min(due, tonumber(f[5])) end
     redis.call('ZADD', P .. 'due', fmt(due), member)
   else
     redis.call('ZREM', P .. 'due', member)

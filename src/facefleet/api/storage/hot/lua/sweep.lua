@@ -9,10 +9,10 @@ local limit = tonumber(ARGV[6])
 local due = redis.call('ZRANGEBYSCORE', P .. 'due', '-inf', ARGV[2], 'LIMIT', 0, limit)
 for _, member in ipairs(due) do
   local key = P .. 'w:' .. member
-  local f = redis.call('HMGET', key, 'status', 'deadline', 'stop_deadline')
+  local f = redis.call('HMGET', key, 'status', 'deadline', 'stop_deadline', 'presence_deadline')
   local status = f[1]
   if status and LIVE[status] then
-    local overdue = f[3] and now >= tonumber(f[3])
+    local overdue = (f[3] and now >= tonumber(f[3])) or (f[4] and now >= tonumber(f[4]))
     if now >= tonumber(f[2]) or overdue then
       redis.call('HSET', key, 'status', 'offline')
       dirty(member, record_ms)

@@ -128,9 +128,13 @@ def test_the_worker_reports_who_the_video_shows(
         assert s["person_name"] == IN_THE_CLIP and s["known"] is True
         first, last = unix(s["first_seen"]), unix(s["last_seen"])
         assert started - 1 <= first <= last <= finished + 1, s
-        assert last - first >= 1.0, s  # he is on screen for seconds, not a frame
-        assert s["frames"] >= 5, s
+        assert s["frames"] >= 2, s
         assert 0 <= s["best_distance"] < THRESHOLD, s
+    # Each pass shows him for half a second in the opening wide shot (a small face), then
+    # for seconds in the close-ups: those sightings last seconds, not a frame.
+    longest = max(lin, key=lambda s: unix(s["last_seen"]) - unix(s["first_seen"]))
+    assert unix(longest["last_seen"]) - unix(longest["first_seen"]) >= 1.0, longest
+    assert longest["frames"] >= 5, longest
     assert (metrics["gallery_size"], metrics["gallery_version"]) == (6, gallery_version)
     # One sighting per track, not per frame: far fewer than the faces detected.
     assert faces >= 20

@@ -16,6 +16,7 @@ import pytest
 
 from facefleet.demo.video import make_demo_video
 from facefleet.face.engine import Box, Face
+from facefleet.worker.pipeline.compute import AnalyzerCompute
 from facefleet.worker.pipeline.face_processor import (
     FaceCameraRunner,
     FaceProcessor,
@@ -123,7 +124,7 @@ def make_processor(
 ) -> FaceProcessor:
     reporter = SightingReporter(cp, 1, 1, lambda camera, epoch: None, flush_interval=60)
     return FaceProcessor(
-        engine,
+        AnalyzerCompute(engine).camera(),
         store or GalleryStore(cp.get_gallery, MODEL),
         reporter,
         threshold=threshold,

@@ -1,4 +1,5 @@
-"""Face recognition on a camera's frames: detect, gate, match, track, report sightings."""
+"""Face recognition on a camera's frames: find, follow, embed when it helps, match, vote,
+report sightings."""
 
 from __future__ import annotations
 
@@ -8,43 +9,43 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from facefleet.face.engine import Box, Face
-from facefleet.face.gallery import Match
-from facefleet.worker.pipeline.gallery_store import GallerySnapshot, GalleryStore
+from facefleet.face.engine import Box
+from facefleet.worker.pipeline.compute import CameraCompute
+from facefleet.worker.pipeline.gallery_store import GalleryStore
 from facefleet.worker.pipeline.processor import CameraRunner, MetricValue
 from facefleet.worker.pipeline.reporter import SightingReporter
 from facefleet.worker.pipeline.source import Frame, FrameSource, RateMeter
-from facefleet.worker.pipeline.tracker import FaceTracker, Observation, TrackerConfig, TrackReport
+from facefleet.worker.pipeline.tracker import (
+    FaceSeen,
+    FaceTracker,
+    Observation,
+    TrackerConfig,
+    TrackReport,
+)
 from facefleet.worker.worker_client import Sighting
-
-
-class FaceAnalyzer(Protocol):
-    """What the processor needs of facefleet.face.engine.FaceEngine."""
-
-    def analyze(self, frame_rgb: npt.NDArray[np.uint8]) -> list[Face]: ...
 
 
 @dataclass(frozen=True)
 class QualityGate:
     """Faces too small or too blurred to trust for identity.
 
-    They are still tracked (they keep a track alive and count as frames seen) but do not vote
-    on who the track is: a track only of such faces is never reported.
+    They are still tracked (they keep a track alive and count as frames seen) but are not
+    embedded and do not vote on who the track is: a track only of such faces is never
+    reported.
     """
 
-    min_face_size: int = 40  # shorter side in pixels; the embedding upsamples smaller faces
+    min_face_size: int = 32  # shorter side in pixels; the embedding upsamples smaller faces
     # Laplacian variance of the crop. It also falls on large, soft (upscaled) faces, so the
     # default only catches crops with almost no detail, such as heavy motion blur.
     min_sharpness: float = 10.0
 
-    def passes(self, face: Face) -> bool:
-        return face.size >= self.min_face_size and face.sharpness >= self.min_sharpness
+    def accepts(self, size: int, sharpness: float) -> bool:
+        return size >= self.min_face_size and sharpness >= self.min_sharpness
 
 
 @dataclass(frozen=True)
@@ -55,38 +56,56 @@ class FaceProcessorConfig:
     send_crops: bool = True
     crop_size: int = 112  # longer side of the JPEG sent with a sighting, in pixels
     close_timeout: float = 2.0  # bound on sending the last sightings when the stream stops
+    # A frame whose work cannot start within this many seconds of its capture is dropped.
+    frame_budget: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.frame_budget <= 0:
+            raise ValueError("frame_budget must be positive")
 
 
 class FaceProcessor:
-    """A camera's FrameProcessor. CPU work (colour conversion, detection, embedding and
-    matching) runs in a thread, so the event loop keeps heartbeating meanwhile."""
+    """A camera's FrameProcessor: find faces, follow them, embed the few that need it, match,
+    vote per track, report sightings.
+
+    The CPU work runs in the worker's shared pool (``compute``), so the event loop keeps
+    heartbeating meanwhile and several cameras use several cores.
+    """
 
     def __init__(
         self,
-        engine: FaceAnalyzer,
+        compute: CameraCompute,
         gallery: GalleryStore,
         reporter: SightingReporter,
         *,
         threshold: float | None = None,
         config: FaceProcessorConfig | None = None,
         wall_clock: Callable[[], float] = time.time,
+        build: str = "",
     ) -> None:
         self.config = config or FaceProcessorConfig()
-        self._engine = engine
+        self._compute = compute
         self._gallery = gallery
         self._reporter = reporter
         # The camera's own threshold; None falls back to the tenant's, from the gallery.
         self._threshold = threshold
         self._tracker = FaceTracker(self.config.tracker)
         self._wall_clock = wall_clock
+        self._build = build
         self._rate = RateMeter()
         self._frames = 0
         self._frames_without_gallery = 0
         self._frames_analyzed = 0
+        self._frames_over_budget = 0
+        self._frames_still = 0
+        self._cuts = 0
         self._faces = 0
         self._faces_low_quality = 0
+        self._embeddings = 0
         self._sightings = 0
         self._detect_ms = 0.0
+        self._embed_ms = 0.0
+        self._latency_ms = 0.0
         self._closing: asyncio.Task[None] | None = None
 
     @property
@@ -104,38 +123,49 @@ class FaceProcessor:
             self._frames_without_gallery += 1
             return
         threshold = self._threshold if self._threshold is not None else snapshot.threshold
-        started = time.perf_counter()
-        faces, matches = await asyncio.to_thread(self._analyze, frame.image, snapshot, threshold)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        # Smoothed: one slow frame should not make the heartbeat's figure jump.
-        weight = 1.0 if self._frames_analyzed == 0 else 0.2
-        self._detect_ms += weight * (elapsed_ms - self._detect_ms)
-        self._frames_analyzed += 1
+        hints = [Box(b.left, b.top, b.right, b.bottom) for b in self._tracker.boxes()]
+        deadline = frame.captured_at + self.config.frame_budget
+        found = await self._compute.find(frame.image, hints, deadline)
+        if found is None:
+            self._frames_over_budget += 1
+            return
         if self._closing is not None:
-            return  # the stream stopped while this frame was analysed
+            return  # the stream stopped while this frame was searched
+        self._detect_ms = _smoothed(self._detect_ms, found.cpu_ms, self._frames_analyzed)
+        self._frames_analyzed += 1
+        self._frames_still += not found.motion and not hints
         # The moment the frame was captured, on the wall clock the control plane shows.
         seen_at = self._wall_clock() - (time.monotonic() - frame.captured_at)
-        observations = []
-        for face, match in zip(faces, matches, strict=True):
-            votes = self.config.quality.passes(face)
+        gate = self.config.quality
+        boxes = [detection.box for detection in found.detections]
+        faces = []
+        for box, sharpness in zip(boxes, found.sharpness, strict=True):
+            votes = gate.accepts(min(box.width, box.height), sharpness)
             self._faces_low_quality += not votes
-            crop = _crop_view(frame.image, face.box) if self.config.send_crops else None
-            observations.append(
-                Observation(face.box, face.embedding, match.person_id, match.distance, votes, crop)
-            )
+            faces.append(FaceSeen(box, sharpness, votes))
         self._faces += len(faces)
-        self._emit(self._tracker.update(observations, seen_at))
+        planned = self._tracker.plan(faces, seen_at, cut=found.cut)
+        self._cuts += found.cut
+        wanted = [index for index, entry in enumerate(planned) if entry.embed]
+        observations: list[Observation | None] = [None] * len(planned)
+        if wanted:
+            started = time.perf_counter()
+            embeddings = await self._compute.embed([boxes[index] for index in wanted])
+            matches = snapshot.gallery.match(embeddings, threshold)
+            elapsed_ms = (time.perf_counter() - started) * 1000 / len(wanted)
+            self._embed_ms = _smoothed(self._embed_ms, elapsed_ms, self._embeddings)
+            self._embeddings += len(wanted)
+            for index, embedding, match in zip(wanted, embeddings, matches, strict=True):
+                box, sharpness = boxes[index], faces[index].sharpness
+                crop = _crop_view(frame.image, box) if self.config.send_crops else None
+                observations[index] = Observation(
+                    box, embedding, match.person_id, match.distance, True, crop, sharpness
+                )
+            if self._closing is not None:
+                return
+        self._latency_ms = (time.monotonic() - frame.captured_at) * 1000
+        self._emit(self._tracker.commit(planned, observations, seen_at))
         self._emit(self._tracker.due(seen_at))
-
-    def _analyze(
-        self, image_bgr: npt.NDArray[np.uint8], snapshot: GallerySnapshot, threshold: float
-    ) -> tuple[list[Face], list[Match]]:
-        rgb = np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
-        faces = self._engine.analyze(rgb)
-        if not faces:
-            return [], []
-        matches = snapshot.gallery.match(np.stack([f.embedding for f in faces]), threshold)
-        return faces, matches
 
     def _emit(self, reports: Sequence[TrackReport]) -> None:
         for report in reports:
@@ -171,6 +201,7 @@ class FaceProcessor:
         await asyncio.shield(self._closing)
 
     async def _close(self) -> None:
+        self._compute.close()
         self._emit(self._tracker.finish())
         await self._reporter.aclose(self.config.close_timeout)
 
@@ -182,9 +213,16 @@ class FaceProcessor:
             "fps": round(self._rate.rate(time.monotonic()), 2),
             "frames_analyzed": self._frames_analyzed,
             "frames_without_gallery": self._frames_without_gallery,
+            # Frames the worker had no time for: dropped unprocessed, past frame_budget.
+            "frames_dropped_budget": self._frames_over_budget,
+            "frames_still": self._frames_still,
+            "scene_cuts": self._cuts,
             "detect_ms": round(self._detect_ms, 1),
+            "embed_ms": round(self._embed_ms, 1),
+            "latency_ms": round(self._latency_ms, 1),
             "faces_detected": self._faces,
             "faces_low_quality": self._faces_low_quality,
+            "faces_embedded": self._embeddings,
             "tracks_open": len(self._tracker),
             "sightings_emitted": self._sightings,
             "sightings_reported": reporter.accepted,
@@ -194,6 +232,7 @@ class FaceProcessor:
             "gallery_version": snapshot.version if snapshot is not None else -1,
             "last_report_error": reporter.last_error,
             "last_gallery_error": self._gallery.last_error,
+            "dlib_build": self._build,
         }
 
 
@@ -225,6 +264,12 @@ class FaceCameraRunner(CameraRunner):
         return finished
 
 
+def _smoothed(current: float, sample: float, samples_so_far: int) -> float:
+    # One slow frame should not make the heartbeat's figure jump.
+    weight = 1.0 if samples_so_far == 0 else 0.2
+    return current + weight * (sample - current)
+
+
 def _crop_view(image: npt.NDArray[np.uint8], box: Box) -> npt.NDArray[np.uint8]:
     """The face with a margin, as a view into the frame (copied only if it is kept)."""
     height, width = image.shape[:2]
@@ -254,7 +299,6 @@ def _jpeg_b64(crop_bgr: npt.NDArray[np.uint8], size: int) -> str | None:
 
 
 __all__ = [
-    "FaceAnalyzer",
     "FaceCameraRunner",
     "FaceProcessor",
     "FaceProcessorConfig",

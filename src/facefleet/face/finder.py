@@ -10,6 +10,10 @@ Two kinds of region are searched, each cropped from the full-resolution frame:
 Overlapping regions are searched once, at the larger of their scales; the detections are
 mapped back to frame pixels and duplicates removed. ``pixel_budget`` bounds the work of one
 frame (a scene cut makes the whole frame move): past it, every region is scaled down.
+
+Tracked faces are searched every frame; motion every ``motion_every`` frames, over all the
+motion seen since the last search (a scene cut is searched at once): a new face is found
+within that many frames, at a fraction of the cost on a camera that never stops moving.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy.typing as npt
 
 from facefleet.face.detectors import Detection, FaceDetector
 from facefleet.face.engine import Box
-from facefleet.face.motion import MotionConfig, MotionGate, overlaps, union
+from facefleet.face.motion import MotionConfig, MotionGate, merge_boxes, overlaps, union
 
 Image = npt.NDArray[np.uint8]
 
@@ -40,10 +44,13 @@ class FinderConfig:
     duplicate_iou: float = 0.4  # detections overlapping this much are one face
     motion: MotionConfig = field(default_factory=MotionConfig)
     use_motion: bool = True  # False: every frame is searched whole (the every-frame mode)
+    motion_every: int = 3  # frames between searches of motion regions
 
     def __post_init__(self) -> None:
         if self.min_face < 8 or self.max_scale <= 0 or self.pixel_budget < 10_000:
             raise ValueError("min_face >= 8, max_scale > 0 and pixel_budget >= 10000")
+        if self.motion_every < 1:
+            raise ValueError("motion_every must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,8 @@ class FaceFinder:
         self.detector = detector
         self.config = config or FinderConfig()
         self.gate = MotionGate(self.config.motion)
+        self._pending: list[Box] = []  # motion not searched yet
+        self._since_search = 0
 
     def plan(
         self, frame_shape: tuple[int, ...], moving: Sequence[Box], hints: Sequence[Box]
@@ -91,7 +100,7 @@ class FaceFinder:
                 scale = min(config.max_scale, config.hint_face * detector_min / size)
                 regions.append(Region(box, scale))
         regions = _merge(regions)
-        area = sum(r.box.width * r.box.height for r in regions)
+        area = sum(_area(r.box) for r in regions)
         if regions and area > config.full_frame_share * width * height:
             regions = [Region(Box(0, 0, width, height), max(r.scale for r in regions))]
         pixels = sum(r.box.width * r.box.height * r.scale**2 for r in regions)
@@ -104,10 +113,16 @@ class FaceFinder:
         height, width = frame_bgr.shape[:2]
         cut = False
         if self.config.use_motion:
-            moving = self.gate.regions(frame_bgr)
+            moved = self.gate.regions(frame_bgr)
             cut = self.gate.cut
+            first = self.gate.frames == 1
+            self._pending = merge_boxes(self._pending + moved)
+            self._since_search += 1
+            moving: list[Box] = []
+            if cut or first or self._since_search >= self.config.motion_every:
+                moving, self._pending, self._since_search = self._pending, [], 0
         else:
-            moving = [Box(0, 0, width, height)]
+            moved = moving = [Box(0, 0, width, height)]
         regions = self.plan(frame_bgr.shape, moving, hints)
         detections: list[Detection] = []
         pixels = 0
@@ -116,7 +131,7 @@ class FaceFinder:
             detections.extend(found)
             pixels += scanned
         unique = _unique(detections, self.config.duplicate_iou)
-        return FoundFaces(unique, regions, bool(moving), cut, pixels)
+        return FoundFaces(unique, regions, bool(moved), cut, pixels)
 
     def _search(self, frame_bgr: Image, region: Region) -> tuple[list[Detection], int]:
         box, scale = region.box, region.scale
@@ -141,7 +156,9 @@ class FaceFinder:
         return found, crop.shape[0] * crop.shape[1]
 
 
-def _merge(regions: list[Region]) -> list[Region]:
+def _merge(regions: list[Region], waste: float = 1.5) -> list[Region]:
+    """Overlapping regions searched once, at the larger scale, unless their union would
+    search much more than the two (see motion.merge_boxes)."""
     merged = list(regions)
     changed = True
     while changed:
@@ -149,7 +166,8 @@ def _merge(regions: list[Region]) -> list[Region]:
         out: list[Region] = []
         for region in merged:
             for index, other in enumerate(out):
-                if overlaps(region.box, other.box):
+                a, b = region.box, other.box
+                if overlaps(a, b) and _area(union(a, b)) <= waste * (_area(a) + _area(b)):
                     scale = max(region.scale, other.scale)
                     out[index] = Region(union(region.box, other.box), scale)
                     changed = True
@@ -158,6 +176,10 @@ def _merge(regions: list[Region]) -> list[Region]:
                 out.append(region)
         merged = out
     return merged
+
+
+def _area(box: Box) -> int:
+    return box.width * box.height
 
 
 def box_iou(a: Box, b: Box) -> float:

@@ -26,7 +26,7 @@ class MotionConfig:
     threshold: int = 14  # grey levels of change that count as motion (noise stays below)
     min_area: int = 3  # smallest blob, in small-frame pixels, that counts
     pad: float = 0.5  # blob sizes added around each blob (motion often covers part of a face)
-    min_pad: int = 48  # at least this many frame pixels of padding
+    min_pad: int = 32  # at least this many frame pixels of padding
     cut_below: float = 0.2  # thumbnail correlation under which the frame is a new picture
 
     def __post_init__(self) -> None:
@@ -45,13 +45,16 @@ class MotionGate:
         self._thumbnail: npt.NDArray[np.float32] | None = None
         self._kernel = np.ones((3, 3), dtype=np.uint8)
         self.cut = False  # what the last regions() call saw
+        self.frames = 0  # frames seen since the start or the last reset
 
     def reset(self) -> None:
         self._previous = None
         self._thumbnail = None
+        self.frames = 0
 
     def regions(self, frame_bgr: Image) -> list[Box]:
         """Boxes (frame pixels) that changed since the previous frame given here."""
+        self.frames += 1
         height, width = frame_bgr.shape[:2]
         scale = min(1.0, self.config.width / width)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -104,8 +107,10 @@ def union(a: Box, b: Box) -> Box:
     )
 
 
-def merge_boxes(boxes: list[Box]) -> list[Box]:
-    """Overlapping boxes merged into their union, until none overlap."""
+def merge_boxes(boxes: list[Box], waste: float = 1.5) -> list[Box]:
+    """Overlapping boxes merged into their union while the union is not much larger than
+    the two (at most ``waste`` times their areas): scattered blobs must not grow into one
+    box over the whole frame, which would be searched pixel by pixel."""
     merged = list(boxes)
     changed = True
     while changed:
@@ -113,14 +118,19 @@ def merge_boxes(boxes: list[Box]) -> list[Box]:
         out: list[Box] = []
         for box in merged:
             for index, other in enumerate(out):
-                if overlaps(box, other):
-                    out[index] = union(box, other)
+                joined = union(box, other)
+                if overlaps(box, other) and _area(joined) <= waste * (_area(box) + _area(other)):
+                    out[index] = joined
                     changed = True
                     break
             else:
                 out.append(box)
         merged = out
     return merged
+
+
+def _area(box: Box) -> int:
+    return box.width * box.height
 
 
 __all__ = ["MotionConfig", "MotionGate", "merge_boxes", "overlaps", "union"]

@@ -140,6 +140,7 @@ async def recognize(
     for seq, (t, image) in enumerate(frames, start=1):
         now["t"], now["captured"] = t, time.monotonic()
         await processor.process(Frame(seq=seq, image=image, captured_at=now["captured"]))
+        await processor.idle()  # frame by frame: the result must not depend on timing
     await processor.aclose()
     names = {i: name for name, i in PERSON_IDS.items()}
     seen = [

@@ -135,6 +135,7 @@ def make_processor(
 async def feed(processor: FaceProcessor, frames: int) -> None:
     for seq in range(1, frames + 1):
         await processor.process(frame(seq))
+        await processor.idle()
 
 
 async def test_a_known_face_becomes_one_sighting_with_a_crop() -> None:
@@ -215,6 +216,7 @@ async def test_a_newer_gallery_version_is_loaded_once_for_all_cameras() -> None:
     engine = ScriptedEngine([])
     processors = [make_processor(cp, engine, store=store) for _ in range(3)]
     await asyncio.gather(*(p.process(frame(1)) for p in processors))
+    await asyncio.gather(*(p.idle() for p in processors))
     assert cp.fetches == 1
     for processor in processors:
         processor.on_gallery_version(1)  # what we hold: nothing to do

@@ -141,7 +141,9 @@ class YuNetDetector:
         height, width = image_bgr.shape[:2]
         # Rows of (confidence 0-100, x, y, w, h, five landmark points, ...).
         rows = np.asarray(self._native.detect(np.ascontiguousarray(image_bgr)))
-        found = []
+        found: list[Detection] = []
+        if rows.size == 0:
+            return found
         for row in rows.reshape(len(rows), -1):
             confidence = float(row[0]) / 100
             if confidence < self.threshold:

@@ -49,24 +49,29 @@ class FaceEmbedder:
 
     def embed(self, frame_bgr: Image, boxes: Sequence[Box]) -> npt.NDArray[np.float32]:
         """Embeddings (len(boxes), 128) of the given boxes of a BGR frame."""
-        out = np.empty((len(boxes), EMBEDDING_DIM), dtype=np.float32)
-        if not boxes:
-            return out
+        return self.embed_crops([face_crop(frame_bgr, box) for box in boxes])
+
+    def embed_crops(self, crops: Sequence[tuple[Image, Box]]) -> npt.NDArray[np.float32]:
+        """Embeddings of face_crop() results: a crop (BGR) and the face's box inside it."""
+        out = np.empty((len(crops), EMBEDDING_DIM), dtype=np.float32)
         predictor, encoder = self._models()
-        height, width = frame_bgr.shape[:2]
-        for index, box in enumerate(boxes):
-            pad = round(CROP_MARGIN * max(box.width, box.height))
-            left, top = max(0, box.left - pad), max(0, box.top - pad)
-            right, bottom = min(width, box.right + pad), min(height, box.bottom + pad)
-            crop = np.ascontiguousarray(
-                cv2.cvtColor(frame_bgr[top:bottom, left:right], cv2.COLOR_BGR2RGB)
-            )
-            rect = self._dlib.rectangle(
-                box.left - left, box.top - top, box.right - left - 1, box.bottom - top - 1
-            )
+        for index, (crop_bgr, box) in enumerate(crops):
+            crop = np.ascontiguousarray(cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2RGB))
+            rect = self._dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
             descriptor = encoder.compute_face_descriptor(crop, predictor(crop, rect))
             out[index] = np.asarray(descriptor, dtype=np.float32)
         return out
+
+
+def face_crop(frame_bgr: Image, box: Box) -> tuple[Image, Box]:
+    """The face with CROP_MARGIN around it (a copy), and the box in the crop's pixels: all
+    an embedding needs, small enough to send to another process."""
+    height, width = frame_bgr.shape[:2]
+    pad = round(CROP_MARGIN * max(box.width, box.height))
+    left, top = max(0, box.left - pad), max(0, box.top - pad)
+    right, bottom = min(width, box.right + pad), min(height, box.bottom + pad)
+    crop = np.ascontiguousarray(frame_bgr[top:bottom, left:right])
+    return crop, Box(box.left - left, box.top - top, box.right - left, box.bottom - top)
 
 
 def sharpness(frame_bgr: Image, box: Box) -> float:
@@ -78,4 +83,4 @@ def sharpness(frame_bgr: Image, box: Box) -> float:
     return float(np.var(cv2.Laplacian(grey, cv2.CV_64F)))
 
 
-__all__ = ["CROP_MARGIN", "FaceEmbedder", "sharpness"]
+__all__ = ["CROP_MARGIN", "FaceEmbedder", "face_crop", "sharpness"]

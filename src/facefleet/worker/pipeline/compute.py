@@ -2,9 +2,11 @@
 
 dlib's HOG scan releases the GIL, but its landmarks and ResNet descriptor and the YuNet
 detector do not, so threads would run most of the work one at a time. ``ProcessCompute``
-runs it in a fixed set of processes (one per core by default) instead. Each camera is
-pinned to one process, which keeps that camera's motion gate and its latest frame: a frame
-crosses the pipe once, and an embedding request sends only boxes.
+runs it in a fixed set of processes (one per core by default) instead. Each camera's frames go
+to one process, which keeps that camera's motion gate.
+
+Embeddings need only the faces' crops, which are small: they go to whichever process has
+the least work queued, so one camera's faces do not wait behind its neighbours' frames.
 
 The budget: a frame still waiting for its process ``frame_budget`` seconds after it was
 captured is dropped there, unprocessed, and counted; under overload a worker processes
@@ -26,7 +28,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -85,8 +87,8 @@ class CameraCompute(Protocol):
         """The faces of a frame; None when its deadline (monotonic clock) passed first."""
         ...
 
-    async def embed(self, boxes: Sequence[Box]) -> npt.NDArray[np.float32]:
-        """Embeddings (len(boxes), 128) of boxes of the frame last given to find()."""
+    async def embed(self, image_bgr: Image, boxes: Sequence[Box]) -> npt.NDArray[np.float32]:
+        """Embeddings (len(boxes), 128) of boxes of a frame (the one last given to find())."""
         ...
 
     def close(self) -> None: ...
@@ -111,7 +113,6 @@ class _Work:
         self.detector = make_detector(spec.detector, spec.detection_threshold)
         self.embedder = FaceEmbedder()
         self._finders: dict[int, Any] = {}
-        self._frames: dict[int, Image] = {}
 
     def find(self, camera: int, frame: Image, hints: Sequence[Box]) -> FrameFaces:
         from facefleet.face.embedder import sharpness
@@ -122,7 +123,6 @@ class _Work:
         if finder is None:
             finder = self._finders[camera] = FaceFinder(self.detector, self.spec.finder)
         found = finder.find(frame, hints)
-        self._frames[camera] = frame
         return FrameFaces(
             detections=found.detections,
             sharpness=[sharpness(frame, d.box) for d in found.detections],
@@ -133,21 +133,36 @@ class _Work:
             cpu_ms=(time.thread_time() - started) * 1000,
         )
 
-    def embed(self, camera: int, boxes: Sequence[Box]) -> npt.NDArray[np.float32]:
-        frame = self._frames.get(camera)
-        if frame is None:
-            raise ComputeError("embed() before find(): no frame held for this camera")
-        return self.embedder.embed(frame, boxes)
+    def embed(self, crops: Sequence[tuple[Image, Box]]) -> npt.NDArray[np.float32]:
+        return self.embedder.embed_crops(crops)
 
     def close(self, camera: int) -> None:
         self._finders.pop(camera, None)
-        self._frames.pop(camera, None)
+
+
+# Parallelism comes from the processes: a thread pool per library (OpenBLAS under dlib's
+# BLAS build, OpenMP under YuNet) would only compete with them, and busy-waits between
+# calls. Set in the environment the processes start with, before any library loads.
+_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _child_environment() -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in _ONE_THREAD}
+    for name in _ONE_THREAD:
+        os.environ.setdefault(name, "1")  # an operator's own setting wins
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _serve(conn: Connection, spec: ComputeSpec) -> None:
     """A compute process: answers requests until its pipe closes."""
-    # Parallelism comes from the processes; library thread pools would only compete.
-    os.environ["OMP_NUM_THREADS"] = "1"
     import cv2
 
     cv2.setNumThreads(1)
@@ -175,7 +190,7 @@ def _serve(conn: Connection, spec: ComputeSpec) -> None:
                 frame = np.frombuffer(data, dtype=np.uint8).reshape(shape)
                 conn.send(("ok", request, work.find(camera, frame, hints)))
             elif kind == "embed":
-                conn.send(("ok", request, work.embed(camera, message[3])))
+                conn.send(("ok", request, work.embed(message[3])))
             elif kind == "close":
                 work.close(camera)
             elif kind == "stop":
@@ -215,6 +230,10 @@ class _Process:
         if self._error:
             raise ComputeError(f"{self.process.name} failed to start: {self._error}")
         return self.build
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending)
 
     def submit(self, message: tuple[Any, ...], payload: Any = None) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
@@ -299,6 +318,8 @@ class ProcessCompute:
         self._context = multiprocessing.get_context("spawn")
         self._children: list[_Process] = []
         self._ids = itertools.count(1)
+        # Request ids are unique per pool: a process serves several cameras.
+        self.requests = itertools.count(1)
         self._lock = threading.Lock()
         self.build = ""
 
@@ -308,7 +329,8 @@ class ProcessCompute:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start every process and wait until each has loaded its models (blocking)."""
-        self._children = [self._spawn(i) for i in range(self.processes)]
+        with _child_environment():
+            self._children = [self._spawn(i) for i in range(self.processes)]
         builds = {child.wait_ready(timeout) for child in self._children}
         self.build = ", ".join(sorted(builds))
 
@@ -329,10 +351,15 @@ class ProcessCompute:
             child = self._children[index]
             if not child.alive:
                 log.warning("face process %s exited; starting another", child.process.name)
-                replacement = self._spawn(index)
+                with _child_environment():
+                    replacement = self._spawn(index)
                 replacement.cameras = child.cameras
                 self._children[index] = child = replacement
         return child
+
+    def least_busy(self) -> int:
+        """The process with the fewest requests waiting."""
+        return min(range(len(self._children)), key=lambda i: self._children[i].queued)
 
     def release(self, index: int) -> None:
         with self._lock:
@@ -348,22 +375,32 @@ class _ProcessCamera:
         self._pool = pool
         self._index = index
         self._camera = camera
-        self._requests = itertools.count(1)
         self._closed = False
 
     async def find(
         self, image_bgr: Image, hints: Sequence[Box], deadline: float
     ) -> FrameFaces | None:
         frame = np.ascontiguousarray(image_bgr)
-        message = ("find", next(self._requests), self._camera, frame.shape, list(hints), deadline)
+        message = (
+            "find",
+            next(self._pool.requests),
+            self._camera,
+            frame.shape,
+            list(hints),
+            deadline,
+        )
         result: FrameFaces | None = await self._pool.child(self._index).submit(
             message, frame.reshape(-1).data
         )
         return result
 
-    async def embed(self, boxes: Sequence[Box]) -> npt.NDArray[np.float32]:
-        message = ("embed", next(self._requests), self._camera, list(boxes))
-        result: npt.NDArray[np.float32] = await self._pool.child(self._index).submit(message)
+    async def embed(self, image_bgr: Image, boxes: Sequence[Box]) -> npt.NDArray[np.float32]:
+        from facefleet.face.embedder import face_crop
+
+        crops = [face_crop(image_bgr, box) for box in boxes]
+        message = ("embed", next(self._pool.requests), self._camera, crops)
+        child = self._pool.child(self._pool.least_busy())
+        result: npt.NDArray[np.float32] = await child.submit(message)
         return result
 
     def close(self) -> None:
@@ -417,9 +454,9 @@ class _ThreadCamera:
         result: FrameFaces | None = await self._pool.run(run)
         return result
 
-    async def embed(self, boxes: Sequence[Box]) -> npt.NDArray[np.float32]:
+    async def embed(self, image_bgr: Image, boxes: Sequence[Box]) -> npt.NDArray[np.float32]:
         result: npt.NDArray[np.float32] = await self._pool.run(
-            self._pool._work.embed, self._camera, boxes
+            self._pool._work.embedder.embed, image_bgr, boxes
         )
         return result
 
@@ -478,7 +515,7 @@ class _AnalyzerCamera:
             cpu_ms=cpu_ms,
         )
 
-    async def embed(self, boxes: Sequence[Box]) -> npt.NDArray[np.float32]:
+    async def embed(self, image_bgr: Image, boxes: Sequence[Box]) -> npt.NDArray[np.float32]:
         by_box = {face.box: face.embedding for face in self._faces}
         return np.stack([by_box[box] for box in boxes]) if boxes else np.empty((0, 128), np.float32)
 

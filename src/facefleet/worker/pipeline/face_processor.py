@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from facefleet.worker.pipeline.tracker import (
     TrackReport,
 )
 from facefleet.worker.worker_client import Sighting
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,13 @@ class FaceProcessorConfig:
     close_timeout: float = 2.0  # bound on sending the last sightings when the stream stops
     # A frame whose work cannot start within this many seconds of its capture is dropped.
     frame_budget: float = 1.0
+    # Frames taken from the camera and waiting for the one in work; a newer frame arriving
+    # when they are full replaces the oldest (dropped, counted).
+    queue_frames: int = 2
 
     def __post_init__(self) -> None:
-        if self.frame_budget <= 0:
-            raise ValueError("frame_budget must be positive")
+        if self.frame_budget <= 0 or self.queue_frames < 1:
+            raise ValueError("frame_budget must be positive and queue_frames at least 1")
 
 
 class FaceProcessor:
@@ -69,7 +75,10 @@ class FaceProcessor:
     vote per track, report sightings.
 
     The CPU work runs in the worker's shared pool (``compute``), so the event loop keeps
-    heartbeating meanwhile and several cameras use several cores.
+    heartbeating meanwhile and several cameras use several cores. ``process()`` only queues
+    the frame: the camera's frames are worked on in order by a task of their own, so a frame
+    that takes longer than the camera's interval (a scene cut, faces to embed) does not make
+    the camera skip the next ones; only a camera the worker cannot keep up with drops frames.
     """
 
     def __init__(
@@ -106,6 +115,10 @@ class FaceProcessor:
         self._detect_ms = 0.0
         self._embed_ms = 0.0
         self._latency_ms = 0.0
+        self._errors = 0
+        self._last_error = ""
+        self._queue: asyncio.Queue[Frame] = asyncio.Queue(self.config.queue_frames)
+        self._worker: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
 
     @property
@@ -117,6 +130,31 @@ class FaceProcessor:
         self._rate.tick(time.monotonic())
         if self._closing is not None:
             return
+        if self._queue.full():
+            self._queue.get_nowait()  # the worker is behind: the oldest waiting frame goes
+            self._queue.task_done()
+            self._frames_over_budget += 1
+        self._queue.put_nowait(frame)
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name="face processor")
+
+    async def idle(self) -> None:
+        """Wait until every frame given so far has been worked on."""
+        await self._queue.join()
+
+    async def _work(self) -> None:
+        while True:
+            frame = await self._queue.get()
+            try:
+                await self._analyze(frame)
+            except Exception as exc:
+                self._errors += 1
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("face processing failed on frame %d", frame.seq)
+            finally:
+                self._queue.task_done()
+
+    async def _analyze(self, frame: Frame) -> None:
         snapshot = await self._gallery.ready()
         if snapshot is None:
             # Matching against nothing would report every enrolled person as unknown.
@@ -150,7 +188,7 @@ class FaceProcessor:
         observations: list[Observation | None] = [None] * len(planned)
         if wanted:
             started = time.perf_counter()
-            embeddings = await self._compute.embed([boxes[index] for index in wanted])
+            embeddings = await self._compute.embed(frame.image, [boxes[index] for index in wanted])
             matches = snapshot.gallery.match(embeddings, threshold)
             elapsed_ms = (time.perf_counter() - started) * 1000 / len(wanted)
             self._embed_ms = _smoothed(self._embed_ms, elapsed_ms, self._embeddings)
@@ -201,6 +239,11 @@ class FaceProcessor:
         await asyncio.shield(self._closing)
 
     async def _close(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()  # frames still queued belong to a stream that stopped
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
         self._compute.close()
         self._emit(self._tracker.finish())
         await self._reporter.aclose(self.config.close_timeout)
@@ -212,6 +255,8 @@ class FaceProcessor:
             "frames_processed": self._frames,
             "fps": round(self._rate.rate(time.monotonic()), 2),
             "frames_analyzed": self._frames_analyzed,
+            "analysis_errors": self._errors,
+            "last_analysis_error": self._last_error,
             "frames_without_gallery": self._frames_without_gallery,
             # Frames the worker had no time for: dropped unprocessed, past frame_budget.
             "frames_dropped_budget": self._frames_over_budget,

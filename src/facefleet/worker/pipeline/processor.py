@@ -49,6 +49,8 @@ class CameraRunner:
     """Feeds the latest frame of a source to a processor at most ``target_fps`` times a second.
 
     Frames that arrive in between are never processed; the source counts them as dropped.
+    When processing a frame outlasts the interval, the slots it overran are counted as
+    ``frames_late``: the camera ran below ``target_fps``.
     ``run()`` starts the source if needed and returns when the source ends or ``stop()`` is
     called. A processor error is logged and counted, and the next frame is processed.
     """
@@ -72,6 +74,8 @@ class CameraRunner:
         self._done = asyncio.Event()
         self._errors = 0
         self._last_error = ""
+        # Frames due at target_fps that were never taken because processing ran late.
+        self._slots_missed = 0
 
     def metrics(self) -> dict[str, MetricValue]:
         stats = self.source.stats()
@@ -85,6 +89,7 @@ class CameraRunner:
             "target_fps": self.target_fps or 0,
             "process_errors": self._errors,
             "last_process_error": self._last_error,
+            "frames_late": self._slots_missed,
         }
         merged.update(self.processor.metrics())
         return merged
@@ -119,6 +124,9 @@ class CameraRunner:
                     # At most one frame per interval, and no catch-up burst after a gap.
                     next_due = max(next_due + interval, loop.time())
                 await self._process(frame)
+                if interval:
+                    # Slots that passed while this frame was processed are lost: counted.
+                    self._slots_missed += max(0, int((loop.time() - next_due) / interval))
         finally:
             for waiter in (stop_wait, frame_wait):
                 if waiter is not None and not waiter.done():

@@ -161,6 +161,9 @@ class Track:
     embedded_at: float = -math.inf
     embedded_size: float = 0.0  # the largest face embedded so far, shorter side
     embedded_sharpness: float = 0.0
+    # Its box was found to hold someone else: followed again only once its embedding
+    # re-finds the face (or it ends at max_gap).
+    lost: bool = False
 
     def predicted(self, now: float) -> tuple[float, float, float]:
         """Centre x, centre y and size of the face at ``now`` if it kept its speed."""
@@ -369,7 +372,8 @@ class FaceTracker:
                     track.add(obs, now, config.momentum)
                     used.add(id(track))
                     continue
-                loose.append(obs)  # someone else stepped into the box
+                track.lost = True  # someone else stepped into the box
+                loose.append(obs)
             elif obs is None:
                 self._start_unembedded(entry.face, now)
             else:
@@ -384,6 +388,7 @@ class FaceTracker:
                 and _distance(nearest.embedding, obs.embedding) <= config.reid_distance
             ):
                 nearest.add(obs, now, config.momentum)
+                nearest.lost = False
             else:
                 nearest = self._start(obs, now)
             used.add(id(nearest))
@@ -405,6 +410,8 @@ class FaceTracker:
         config = self.config
         candidates: list[tuple[float, int, int]] = []
         for ti, track in enumerate(self._tracks):
+            if track.lost:
+                continue
             cx, cy, size = track.predicted(now)
             for fi, face in enumerate(faces):
                 b = face.box

@@ -37,14 +37,14 @@ Image = npt.NDArray[np.uint8]
 class FinderConfig:
     min_face: int = 40  # smallest face (box width, frame pixels) searched for where motion is
     max_scale: float = 2.0  # no region is upsampled more than this
-    hint_pad: float = 1.0  # face widths searched around a tracked face
-    hint_face: float = 1.5  # a tracked face is scaled to this many detector minimums
+    hint_pad: float = 0.6  # face widths searched around a tracked face
+    hint_face: float = 1.25  # a tracked face is scaled to this many detector minimums
     pixel_budget: int = 1_500_000  # scaled pixels detected per frame at most
     full_frame_share: float = 0.5  # regions covering more of the frame: one full pass
     duplicate_iou: float = 0.4  # detections overlapping this much are one face
     motion: MotionConfig = field(default_factory=MotionConfig)
     use_motion: bool = True  # False: every frame is searched whole (the every-frame mode)
-    motion_every: int = 3  # frames between searches of motion regions
+    motion_every: int = 5  # frames between searches of motion regions
 
     def __post_init__(self) -> None:
         if self.min_face < 8 or self.max_scale <= 0 or self.pixel_budget < 10_000:

@@ -101,7 +101,7 @@ class TrackerConfig:
     # A followed face embedded farther than this from its track is someone else.
     verify_distance: float = 0.6
     settle_margin: int = 2  # votes the leading identity needs over the next to be settled
-    max_unsettled: int = 6  # embeddings spent on an unsettled track before it waits too
+    max_unsettled: int = 4  # embeddings spent on an unsettled track before it waits too
     grow: float = 1.3  # a face this much larger than its best embedded one is embedded again
     sharpen: float = 1.5  # likewise for sharpness
     recheck_every: float = 3.0  # seconds between embeddings of a settled track

@@ -61,9 +61,10 @@ class FaceProcessorConfig:
     close_timeout: float = 2.0  # bound on sending the last sightings when the stream stops
     # A frame whose work cannot start within this many seconds of its capture is dropped.
     frame_budget: float = 1.0
-    # Frames taken from the camera and waiting for the one in work; a newer frame arriving
-    # when they are full replaces the oldest (dropped, counted).
-    queue_frames: int = 2
+    # Frames taken from the camera and waiting for the one in work (a second's worth at
+    # 5 fps); a newer frame arriving when they are full replaces the oldest (dropped,
+    # counted), as does one that waited past frame_budget.
+    queue_frames: int = 5
 
     def __post_init__(self) -> None:
         if self.frame_budget <= 0 or self.queue_frames < 1:

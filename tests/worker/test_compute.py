@@ -15,6 +15,7 @@ import numpy.typing as npt
 import pytest
 
 from facefleet.face.build import dlib_build
+from facefleet.face.detectors import yunet_available
 from facefleet.face.engine import Box, FaceEngine
 from facefleet.face.finder import FinderConfig
 from facefleet.face.images import load_image_rgb
@@ -26,7 +27,7 @@ from facefleet.worker.pipeline.compute import (
     ThreadCompute,
     available_cores,
 )
-from facefleet.worker.pipeline.face_pipeline import load_engine
+from facefleet.worker.pipeline.face_pipeline import detector_name, load_engine
 from tests.fixture_paths import require_fixtures
 
 Image = npt.NDArray[np.uint8]
@@ -121,9 +122,12 @@ async def test_a_dead_process_fails_its_requests_and_is_replaced(photo: Image) -
 
 async def test_the_worker_says_which_dlib_it_runs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="facefleet.worker")
-    compute = await load_engine(WorkerSettings(face_processes=0))
+    settings = WorkerSettings(face_processes=0)
+    compute = await load_engine(settings)
     assert str(dlib_build()) in compute.description
-    assert f"face pipeline: hog detector, {available_cores()} threads" in caplog.text
+    detector = detector_name(settings)
+    assert detector == ("yunet-hog" if yunet_available() else "hog")
+    assert f"face pipeline: {detector} detector, {available_cores()} threads" in caplog.text
     assert str(dlib_build()) in caplog.text
 
 

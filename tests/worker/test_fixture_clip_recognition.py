@@ -25,10 +25,14 @@ EVERY_FRAME = [("lin_manuel_miranda", 2.69, 6.90), (None, 7.29, 8.10)]
 IN_THE_CLIP = {"lin_manuel_miranda", "alex_lacamoire"}  # on stage; the rest are enrolled only
 
 
-@pytest.fixture(scope="module")
-def compute() -> Iterator[ProcessCompute]:
-    # The worker's own defaults, in one compute process (as on a one-core worker).
-    pool = ProcessCompute(compute_spec(WorkerSettings()), processes=1)
+# The worker's defaults, and HOG alone (the default where the yuface wheel does not exist).
+SETTINGS = {"default": WorkerSettings(), "hog": WorkerSettings(face_detector="hog")}
+
+
+@pytest.fixture(scope="module", params=list(SETTINGS))
+def compute(request: pytest.FixtureRequest) -> Iterator[ProcessCompute]:
+    # In one compute process, as on a one-core worker.
+    pool = ProcessCompute(compute_spec(SETTINGS[request.param]), processes=1)
     pool.start()
     yield pool
     pool.stop()

@@ -42,9 +42,13 @@ def sprites() -> tuple[FaceSprite, ...]:
     return tuple(cut)
 
 
-@pytest.fixture(scope="module")
-def compute() -> Iterator[ProcessCompute]:
-    pool = ProcessCompute(compute_spec(WorkerSettings()), processes=1)
+# The worker's defaults, and HOG alone (the default where the yuface wheel does not exist).
+SETTINGS = {"default": WorkerSettings(), "hog": WorkerSettings(face_detector="hog")}
+
+
+@pytest.fixture(scope="module", params=list(SETTINGS))
+def compute(request: pytest.FixtureRequest) -> Iterator[ProcessCompute]:
+    pool = ProcessCompute(compute_spec(SETTINGS[request.param]), processes=1)
     pool.start()
     yield pool
     pool.stop()

@@ -51,11 +51,12 @@ class WorkerSettings(BaseSettings):
         default="face",
         description="face: recognise and report sightings; measure: only count frames.",
     )
-    face_detector: Literal["hog", "cnn", "yunet"] = Field(
-        default="hog",
-        description="hog: dlib's HOG (the default, docs/performance.md). yunet: the "
-        "libfacedetection CNN of the optional yuface wheel, cheaper per frame and finding "
-        "turned faces too, which then cost embeddings. cnn: dlib's MMOD, many times slower.",
+    face_detector: Literal["auto", "hog", "yunet-hog", "yunet", "cnn"] = Field(
+        default="auto",
+        description="auto: yunet-hog where the yuface wheel is installed (CPython 3.11 on "
+        "x86-64), else hog (docs/performance.md). hog: dlib's HOG. yunet-hog: YuNet (the "
+        "libfacedetection CNN) proposes, HOG confirms on small crops. yunet: YuNet alone, "
+        "which also finds turned faces, each then costing embeddings. cnn: dlib's MMOD.",
     )
     face_search_min_size: int = Field(
         default=40,

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import TypeGuard, cast
 
+from facefleet.face.detectors import DetectorName, yunet_available
 from facefleet.face.engine import MODEL_NAME
 from facefleet.face.finder import FinderConfig
 from facefleet.face.motion import MotionConfig
@@ -51,9 +52,17 @@ def processor_config(settings: WorkerSettings) -> FaceProcessorConfig:
     )
 
 
+def detector_name(settings: WorkerSettings) -> DetectorName:
+    """The detector a worker uses: ``auto`` picks YuNet proposals confirmed by HOG where the
+    yuface wheel exists (the cheapest for the same faces, docs/performance.md), else HOG."""
+    if settings.face_detector != "auto":
+        return settings.face_detector
+    return "yunet-hog" if yunet_available() else "hog"
+
+
 def compute_spec(settings: WorkerSettings) -> ComputeSpec:
     return ComputeSpec(
-        detector=settings.face_detector,
+        detector=detector_name(settings),
         finder=FinderConfig(
             min_face=settings.face_search_min_size,
             pixel_budget=settings.face_pixel_budget,
@@ -129,4 +138,4 @@ def _is_compute(engine: FaceCompute | FaceAnalyzer) -> TypeGuard[FaceCompute]:
     return callable(getattr(engine, "camera", None))
 
 
-__all__ = ["FacePipeline", "compute_spec", "load_engine", "processor_config"]
+__all__ = ["FacePipeline", "compute_spec", "detector_name", "load_engine", "processor_config"]

@@ -128,6 +128,10 @@ class WorkerProcess:
             "FACEFLEET_WORKER_API_URL": self.control.url,
             "FACEFLEET_WORKER_API_KEY": self.control.keys()["worker"],
             "FACEFLEET_WORKER_STATE_DIR": str(home / "state"),
+            # One camera and one face process each unless a test says otherwise: the
+            # defaults follow the machine's cores, which the fleet tests must not.
+            "FACEFLEET_WORKER_CAPACITY": "1",
+            "FACEFLEET_WORKER_FACE_PROCESSES": "1",
             **self.env,
         }
         log = self.log_path.open("ab")

@@ -8,6 +8,8 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import cast
 
 import cv2
 import numpy as np
@@ -27,7 +29,8 @@ from facefleet.worker.pipeline.compute import (
     ThreadCompute,
     available_cores,
 )
-from facefleet.worker.pipeline.face_pipeline import detector_name, load_engine
+from facefleet.worker.pipeline.face_pipeline import FacePipeline, detector_name, load_engine
+from facefleet.worker.worker_client import Assignment, WorkerClient
 from tests.fixture_paths import require_fixtures
 
 Image = npt.NDArray[np.uint8]
@@ -128,6 +131,18 @@ async def test_the_worker_says_which_dlib_it_runs(caplog: pytest.LogCaptureFixtu
     detector = detector_name(settings)
     assert detector == ("yunet-hog" if yunet_available() else "hog")
     assert f"face pipeline: {detector} detector, {available_cores()} threads" in caplog.text
+    # And every camera's metrics say it, in the heartbeat.
+    client = cast(WorkerClient, SimpleNamespace(get_gallery=None))
+    assignment = Assignment(
+        camera_id=1,
+        name="door",
+        source_url="file:///nowhere.mp4",
+        target_fps=5,
+        epoch=1,
+        lease_ttl=6,
+    )
+    runner = FacePipeline(client, compute).runner(assignment)
+    assert runner.metrics()["dlib_build"] == str(dlib_build())
     assert str(dlib_build()) in caplog.text
 
 

@@ -98,7 +98,14 @@ class FaceCompute(Protocol):
     """A worker's pool: one CameraCompute per stream."""
 
     @property
-    def description(self) -> str: ...
+    def description(self) -> str:
+        """Detector, workers and dlib build, for the start-up log."""
+        ...
+
+    @property
+    def build(self) -> str:
+        """The dlib build the work runs on (facefleet.face.build), for the metrics."""
+        ...
 
     def camera(self) -> CameraCompute: ...
 
@@ -421,10 +428,14 @@ class ThreadCompute:
         self._ids = itertools.count(1)
 
     @property
-    def description(self) -> str:
+    def build(self) -> str:
         from facefleet.face.build import dlib_build
 
-        return f"{self.spec.detector} detector, {self.threads} threads, {dlib_build()}"
+        return str(dlib_build())
+
+    @property
+    def description(self) -> str:
+        return f"{self.spec.detector} detector, {self.threads} threads, {self.build}"
 
     def camera(self) -> CameraCompute:
         return _ThreadCamera(self, next(self._ids))
@@ -475,6 +486,10 @@ class AnalyzerCompute:
 
     def __init__(self, analyzer: FaceAnalyzer) -> None:
         self.analyzer = analyzer
+
+    @property
+    def build(self) -> str:
+        return ""  # whatever the analyzer runs on
 
     @property
     def description(self) -> str:

@@ -123,7 +123,7 @@ class FacePipeline:
             reporter,
             threshold=assignment.match_threshold,
             config=self.config,
-            build=self.compute.description,
+            build=self.compute.build,
         )
         return FaceCameraRunner(
             FrameSource(assignment.source_url), processor, assignment.target_fps

@@ -217,6 +217,8 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
                     "FACEFLEET_WORKER_API_URL": proxy.url,
                     "FACEFLEET_WORKER_FRAME_LOG": str(frame_log),
                     "FACEFLEET_WORKER_STREAM_START_TIMEOUT": "4",
+                    "FACEFLEET_WORKER_CAPACITY": "1",
+                    "FACEFLEET_WORKER_FACE_PROCESSES": "1",
                     "FACEFLEET_WORKER_STREAM_STALL_TIMEOUT": "8",
                 },
             ).start()

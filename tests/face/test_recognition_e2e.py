@@ -102,9 +102,12 @@ def test_the_worker_reports_who_the_video_shows(
                 return found if len(found) >= 2 else None
 
             wait_for(lin_twice, 120, "two sightings of Lin-Manuel Miranda", interval=1.0)
-            metrics = wait_for(
-                lambda: camera_metrics(admin, "recognizer", camera_id) or None, 10, "metrics"
-            )
+
+            def many_faces() -> dict[str, Any] | None:
+                m = camera_metrics(admin, "recognizer", camera_id)
+                return m if int(m.get("faces_detected", 0)) >= 20 else None
+
+            metrics = wait_for(many_faces, 30, "twenty faces detected", interval=0.5)
             seen = sightings(admin, camera_id)
             gallery_version = admin.get("/v1/gallery").json()["version"]
             worker.signal(signal.SIGTERM)
@@ -129,12 +132,15 @@ def test_the_worker_reports_who_the_video_shows(
         assert s["person_name"] == IN_THE_CLIP and s["known"] is True
         first, last = unix(s["first_seen"]), unix(s["last_seen"])
         assert started - 1 <= first <= last <= finished + 1, s
-        assert last - first >= 1.0, s  # he is on screen for seconds, not a frame
-        assert s["frames"] >= 5, s
+        assert s["frames"] >= 2, s
         assert 0 <= s["best_distance"] < THRESHOLD, s
+    # Each pass shows him for half a second in the opening wide shot (a small face), then
+    # for seconds in the close-ups: those sightings last seconds, not a frame.
+    longest = max(lin, key=lambda s: unix(s["last_seen"]) - unix(s["first_seen"]))
+    assert unix(longest["last_seen"]) - unix(longest["first_seen"]) >= 1.0, longest
+    assert longest["frames"] >= 5, longest
     assert (metrics["gallery_size"], metrics["gallery_version"]) == (6, gallery_version)
     # One sighting per track, not per frame: far fewer than the faces detected.
-    assert faces >= 20
     assert len(seen) * 5 <= faces, (len(seen), faces)
     absent = {ids[p] for p in NOT_IN_THE_CLIP}
     assert not [s for s in after_stop if s["person_id"] in absent], after_stop

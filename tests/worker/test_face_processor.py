@@ -17,6 +17,7 @@ import pytest
 from facefleet.demo.video import make_demo_video
 from facefleet.face.engine import Box, Face
 from facefleet.worker.local_store import LocalStore
+from facefleet.worker.pipeline.compute import AnalyzerCompute
 from facefleet.worker.pipeline.face_processor import (
     FaceCameraRunner,
     FaceProcessor,
@@ -124,7 +125,7 @@ def make_processor(
 ) -> FaceProcessor:
     reporter = SightingOutbox(LocalStore(":memory:"), cp).reporter(1, 1)
     return FaceProcessor(
-        engine,
+        AnalyzerCompute(engine).camera(),
         store or GalleryStore(cp.get_gallery, MODEL),
         reporter,
         threshold=threshold,
@@ -135,6 +136,7 @@ def make_processor(
 async def feed(processor: FaceProcessor, frames: int) -> None:
     for seq in range(1, frames + 1):
         await processor.process(frame(seq))
+        await processor.idle()
 
 
 async def test_a_known_face_becomes_one_sighting_with_a_crop() -> None:
@@ -215,6 +217,7 @@ async def test_a_newer_gallery_version_is_loaded_once_for_all_cameras() -> None:
     engine = ScriptedEngine([])
     processors = [make_processor(cp, engine, store=store) for _ in range(3)]
     await asyncio.gather(*(p.process(frame(1)) for p in processors))
+    await asyncio.gather(*(p.idle() for p in processors))
     assert cp.fetches == 1
     for processor in processors:
         processor.on_gallery_version(1)  # what we hold: nothing to do
@@ -251,3 +254,43 @@ async def test_stopping_the_runner_reports_the_open_tracks(tmp_path: Path) -> No
     await task
     [seen] = cp.posted
     assert seen.person_id == OBAMA and seen.frames >= 3
+
+
+async def test_a_frame_older_than_the_budget_is_dropped_and_counted() -> None:
+    cp = FakeControlPlane()
+    engine = ScriptedEngine([face(EMBEDDINGS[LIN])])
+    processor = make_processor(cp, engine, config=FaceProcessorConfig(frame_budget=0.5))
+    stale = Frame(seq=1, image=frame(1).image, captured_at=time.monotonic() - 2.0)
+    await processor.process(stale)
+    await processor.idle()
+    await feed(processor, 2)
+    metrics = processor.metrics()
+    assert (metrics["frames_processed"], metrics["frames_dropped_budget"]) == (3, 1)
+    assert (engine.calls, metrics["frames_analyzed"]) == (2, 2)
+    await processor.aclose()
+
+
+@dataclass
+class SlowEngine(ScriptedEngine):
+    seconds: float = 0.05
+    seen: list[int] = field(default_factory=list)
+
+    def analyze(self, frame_rgb: npt.NDArray[np.uint8]) -> list[Face]:
+        time.sleep(self.seconds)
+        self.seen.append(int(frame_rgb[0, 0, 0]))
+        return super().analyze(frame_rgb)
+
+
+async def test_a_camera_the_worker_cannot_keep_up_with_drops_its_oldest_frames() -> None:
+    cp = FakeControlPlane()
+    engine = SlowEngine([face(EMBEDDINGS[LIN])])
+    processor = make_processor(cp, engine, config=FaceProcessorConfig(queue_frames=2))
+    for seq in range(1, 11):  # ten frames at once: far faster than 50 ms each
+        image = np.full((240, 320, 3), seq, dtype=np.uint8)
+        await processor.process(Frame(seq=seq, image=image, captured_at=time.monotonic()))
+    await processor.idle()
+    metrics = processor.metrics()
+    dropped = int(metrics["frames_dropped_budget"])
+    assert dropped >= 6 and dropped + int(metrics["frames_analyzed"]) == 10
+    assert engine.seen == sorted(engine.seen) and engine.seen[-1] == 10  # in order, the newest
+    await processor.aclose()

@@ -10,6 +10,7 @@ import numpy.typing as npt
 import pytest
 
 from facefleet.worker.pipeline.tracker import (
+    FaceSeen,
     FaceTracker,
     Observation,
     TrackerConfig,
@@ -251,3 +252,104 @@ def test_config_is_validated() -> None:
     with pytest.raises(ValueError):
         TrackerConfig(min_share=1.5)
     assert math.isinf(Observation(box_at(0), People().face("a"), None, math.inf).distance)
+
+
+# -- following by boxes and embedding only when it helps (plan / commit) ------------------
+
+
+def seen(box: B, *, votes: bool = True, sharpness: float = 100.0) -> FaceSeen:
+    return FaceSeen(box, sharpness, votes)
+
+
+def step(
+    tracker: FaceTracker,
+    people: People,
+    faces: list[tuple[str, B]],
+    now: float,
+    *,
+    cut: bool = False,
+    match: str | None = "same",
+) -> tuple[list[bool], list[TrackReport]]:
+    """One frame: plan, embed what the plan asks for (as ``who``), commit."""
+    planned = tracker.plan([seen(box) for _, box in faces], now, cut=cut)
+    observations = [
+        obs(people, who, box, match=match) if entry.embed else None
+        for entry, (who, box) in zip(planned, faces, strict=True)
+    ]
+    return [entry.embed for entry in planned], tracker.commit(planned, observations, now)
+
+
+def test_a_new_face_is_embedded_at_once_then_followed_by_its_box() -> None:
+    people = People()
+    tracker = FaceTracker(TrackerConfig(recheck_every=3.0))
+    embedded = [
+        step(tracker, people, [("lin", box_at(100 + 5 * i))], i * DT)[0][0] for i in range(25)
+    ]
+    # Embedded until the vote is settled (two matching frames), then every recheck_every.
+    assert embedded[:3] == [True, True, False]
+    assert sum(embedded) == 2
+    [track] = tracker.tracks
+    assert (track.frames, track.voting_frames, track.embeddings) == (25, 2, 2)
+    embedded = [step(tracker, people, [("lin", box_at(225))], 2.6 + i * DT)[0][0] for i in range(6)]
+    assert embedded == [False, False, False, False, False, True]  # 3 s after the last one
+    [report] = tracker.finish()
+    assert (report.person_id, report.frames) == ("lin", 31)
+
+
+def test_an_unsettled_vote_keeps_embedding_up_to_a_limit() -> None:
+    people = People()
+    tracker = FaceTracker(TrackerConfig(max_unsettled=4))
+    embedded = []
+    for i in range(10):
+        # Every other frame matches someone else: the vote stays split.
+        match = "lin" if i % 2 == 0 else "obama"
+        embedded.append(step(tracker, people, [("lin", box_at(100))], i * DT, match=match)[0][0])
+    assert embedded == [True] * 4 + [False] * 6
+    assert tracker.finish()[0].person_id is None  # a tie is no decision
+
+
+def test_a_notably_larger_face_is_embedded_again() -> None:
+    people = People()
+    tracker = FaceTracker(TrackerConfig(grow=1.3, min_interval=1.0))
+    step(tracker, people, [("lin", box_at(100, size=60))], 0.0)
+    step(tracker, people, [("lin", box_at(100, size=60))], DT)
+    assert not step(tracker, people, [("lin", box_at(100, size=84))], 0.5)[0][0]  # too soon
+    assert step(tracker, people, [("lin", box_at(100, size=84))], 1.2)[0][0]
+    assert not step(tracker, people, [("lin", box_at(100, size=90))], 2.4)[0][0]  # not 1.3x
+
+
+def test_after_a_cut_someone_else_in_the_box_gets_a_track_of_their_own() -> None:
+    people = People()
+    tracker = FaceTracker()
+    for i in range(5):
+        step(tracker, people, [("lin", box_at(100))], i * DT)
+    # Without a cut a face in the same place is taken for the same one (not embedded)...
+    assert step(tracker, people, [("obama", box_at(102))], 0.5)[0] == [False]
+    # ...after a cut it is checked, and found to be someone else.
+    embedded, _ = step(tracker, people, [("obama", box_at(104))], 0.6, cut=True)
+    assert embedded == [True] and len(tracker) == 2
+    step(tracker, people, [("obama", box_at(104))], 0.7)  # a second vote, to be reported
+    reports = by_person(tracker.finish())
+    assert set(reports) == {"lin", "obama"}
+
+
+def test_faces_too_poor_to_embed_are_followed_but_never_reported() -> None:
+    tracker = FaceTracker()
+    for i in range(10):
+        planned = tracker.plan([seen(box_at(100), votes=False)], i * DT)
+        assert [p.embed for p in planned] == [False]
+        tracker.commit(planned, [None], i * DT)
+    assert len(tracker) == 1 and tracker.tracks[0].frames == 10
+    assert tracker.finish() == []
+
+
+def test_a_face_that_jumps_too_far_is_a_new_face() -> None:
+    people = People()
+    tracker = FaceTracker(TrackerConfig(max_jump=0.8))
+    step(tracker, people, [("lin", box_at(100))], 0.0)
+    step(tracker, people, [("lin", box_at(110))], DT)  # moving right, 100 px/s
+    # Where the motion puts it: followed; a face far from there: embedded, and as it is the
+    # same person (re-identified by its embedding) the track goes on.
+    assert step(tracker, people, [("lin", box_at(125))], 2 * DT)[0] == [False]
+    assert step(tracker, people, [("lin", box_at(600))], 3 * DT)[0] == [True]
+    assert len(tracker) == 1

@@ -1,50 +1,54 @@
-"""Face recognition on a camera's frames: detect, gate, match, track, report sightings."""
+"""Face recognition on a camera's frames: find, follow, embed when it helps, match, vote,
+report sightings."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from facefleet.face.engine import Box, Face
-from facefleet.face.gallery import Match
-from facefleet.worker.pipeline.gallery_store import GallerySnapshot, GalleryStore
-from facefleet.worker.pipeline.processor import CameraRunner, MetricValue
+from facefleet.face.engine import Box
+from facefleet.worker.pipeline.compute import CameraCompute
+from facefleet.worker.pipeline.gallery_store import GalleryStore
+from facefleet.worker.pipeline.processor import CameraRunner, Guard, MetricValue, Processed
 from facefleet.worker.pipeline.reporter import SightingReporter
 from facefleet.worker.pipeline.source import Frame, FrameSource, RateMeter
-from facefleet.worker.pipeline.tracker import FaceTracker, Observation, TrackerConfig, TrackReport
+from facefleet.worker.pipeline.tracker import (
+    FaceSeen,
+    FaceTracker,
+    Observation,
+    TrackerConfig,
+    TrackReport,
+)
 from facefleet.worker.worker_client import Sighting
 
-
-class FaceAnalyzer(Protocol):
-    """What the processor needs of facefleet.face.engine.FaceEngine."""
-
-    def analyze(self, frame_rgb: npt.NDArray[np.uint8]) -> list[Face]: ...
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class QualityGate:
     """Faces too small or too blurred to trust for identity.
 
-    They are still tracked (they keep a track alive and count as frames seen) but do not vote
-    on who the track is: a track only of such faces is never reported.
+    They are still tracked (they keep a track alive and count as frames seen) but are not
+    embedded and do not vote on who the track is: a track only of such faces is never
+    reported.
     """
 
-    min_face_size: int = 40  # shorter side in pixels; the embedding upsamples smaller faces
+    min_face_size: int = 32  # shorter side in pixels; the embedding upsamples smaller faces
     # Laplacian variance of the crop. It also falls on large, soft (upscaled) faces, so the
     # default only catches crops with almost no detail, such as heavy motion blur.
     min_sharpness: float = 10.0
 
-    def passes(self, face: Face) -> bool:
-        return face.size >= self.min_face_size and face.sharpness >= self.min_sharpness
+    def accepts(self, size: int, sharpness: float) -> bool:
+        return size >= self.min_face_size and sharpness >= self.min_sharpness
 
 
 @dataclass(frozen=True)
@@ -55,39 +59,77 @@ class FaceProcessorConfig:
     send_crops: bool = True
     crop_size: int = 112  # longer side of the JPEG sent with a sighting, in pixels
     close_timeout: float = 2.0  # bound on sending the last sightings when the stream stops
+    # A frame whose work cannot start within this many seconds of its capture is dropped.
+    frame_budget: float = 1.0
+    # Frames taken from the camera and waiting for the one in work (a second's worth at
+    # 5 fps); a newer frame arriving when they are full replaces the oldest (dropped,
+    # counted), as does one that waited past frame_budget.
+    queue_frames: int = 5
+
+    def __post_init__(self) -> None:
+        if self.frame_budget <= 0 or self.queue_frames < 1:
+            raise ValueError("frame_budget must be positive and queue_frames at least 1")
 
 
 class FaceProcessor:
-    """A camera's FrameProcessor. CPU work (colour conversion, detection, embedding and
-    matching) runs in a thread, so the event loop keeps heartbeating meanwhile."""
+    """A camera's FrameProcessor: find faces, follow them, embed the few that need it, match,
+    vote per track, report sightings.
+
+    The CPU work runs in the worker's shared pool (``compute``), so the event loop keeps
+    heartbeating meanwhile and several cameras use several cores. ``process()`` only queues
+    the frame: the camera's frames are worked on in order by a task of their own, so a frame
+    that takes longer than the camera's interval (a scene cut, faces to embed) does not make
+    the camera skip the next ones; only a camera the worker cannot keep up with drops frames.
+    """
 
     def __init__(
         self,
-        engine: FaceAnalyzer,
+        compute: CameraCompute,
         gallery: GalleryStore,
         reporter: SightingReporter,
         *,
         threshold: float | None = None,
         config: FaceProcessorConfig | None = None,
         wall_clock: Callable[[], float] = time.time,
+        build: str = "",
     ) -> None:
         self.config = config or FaceProcessorConfig()
-        self._engine = engine
+        self._compute = compute
         self._gallery = gallery
         self._reporter = reporter
         # The camera's own threshold; None falls back to the tenant's, from the gallery.
         self._threshold = threshold
         self._tracker = FaceTracker(self.config.tracker)
         self._wall_clock = wall_clock
+        self._build = build
         self._rate = RateMeter()
         self._frames = 0
         self._frames_without_gallery = 0
         self._frames_analyzed = 0
+        self._frames_over_budget = 0
+        self._frames_still = 0
+        self._cuts = 0
         self._faces = 0
         self._faces_low_quality = 0
+        self._embeddings = 0
         self._sightings = 0
         self._detect_ms = 0.0
+        self._embed_ms = 0.0
+        self._latency_ms = 0.0
+        self._errors = 0
+        self._last_error = ""
+        self._queue: asyncio.Queue[Frame] = asyncio.Queue(self.config.queue_frames)
+        self._worker: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
+        self._guard: Guard | None = None
+        self._processed: Processed | None = None
+        self._frames_refused = 0
+
+    def use_hooks(self, guard: Guard | None, processed: Processed | None) -> None:
+        """The agent's lease check, asked right before a queued frame is worked on (the fence
+        may have fallen since it was queued), and its record of each frame done."""
+        self._guard = guard
+        self._processed = processed
 
     @property
     def tracker(self) -> FaceTracker:
@@ -98,44 +140,86 @@ class FaceProcessor:
         self._rate.tick(time.monotonic())
         if self._closing is not None:
             return
+        if self._queue.full():
+            self._queue.get_nowait()  # the worker is behind: the oldest waiting frame goes
+            self._queue.task_done()
+            self._frames_over_budget += 1
+        self._queue.put_nowait(frame)
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name="face processor")
+
+    async def idle(self) -> None:
+        """Wait until every frame given so far has been worked on."""
+        await self._queue.join()
+
+    async def _work(self) -> None:
+        while True:
+            frame = await self._queue.get()
+            try:
+                if self._guard is not None and not self._guard(frame):
+                    self._frames_refused += 1
+                    continue
+                started = time.time()
+                await self._analyze(frame)
+                if self._processed is not None:
+                    self._processed(frame, started)
+            except Exception as exc:
+                self._errors += 1
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("face processing failed on frame %d", frame.seq)
+            finally:
+                self._queue.task_done()
+
+    async def _analyze(self, frame: Frame) -> None:
         snapshot = await self._gallery.ready()
         if snapshot is None:
             # Matching against nothing would report every enrolled person as unknown.
             self._frames_without_gallery += 1
             return
         threshold = self._threshold if self._threshold is not None else snapshot.threshold
-        started = time.perf_counter()
-        faces, matches = await asyncio.to_thread(self._analyze, frame.image, snapshot, threshold)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        # Smoothed: one slow frame should not make the heartbeat's figure jump.
-        weight = 1.0 if self._frames_analyzed == 0 else 0.2
-        self._detect_ms += weight * (elapsed_ms - self._detect_ms)
-        self._frames_analyzed += 1
+        hints = [Box(b.left, b.top, b.right, b.bottom) for b in self._tracker.boxes()]
+        deadline = frame.captured_at + self.config.frame_budget
+        found = await self._compute.find(frame.image, hints, deadline)
+        if found is None:
+            self._frames_over_budget += 1
+            return
         if self._closing is not None:
-            return  # the stream stopped while this frame was analysed
+            return  # the stream stopped while this frame was searched
+        self._detect_ms = _smoothed(self._detect_ms, found.cpu_ms, self._frames_analyzed)
+        self._frames_analyzed += 1
+        self._frames_still += not found.motion and not hints
         # The moment the frame was captured, on the wall clock the control plane shows.
         seen_at = self._wall_clock() - (time.monotonic() - frame.captured_at)
-        observations = []
-        for face, match in zip(faces, matches, strict=True):
-            votes = self.config.quality.passes(face)
+        gate = self.config.quality
+        boxes = [detection.box for detection in found.detections]
+        faces = []
+        for box, sharpness in zip(boxes, found.sharpness, strict=True):
+            votes = gate.accepts(min(box.width, box.height), sharpness)
             self._faces_low_quality += not votes
-            crop = _crop_view(frame.image, face.box) if self.config.send_crops else None
-            observations.append(
-                Observation(face.box, face.embedding, match.person_id, match.distance, votes, crop)
-            )
+            faces.append(FaceSeen(box, sharpness, votes))
         self._faces += len(faces)
-        self._emit(self._tracker.update(observations, seen_at))
+        planned = self._tracker.plan(faces, seen_at, cut=found.cut)
+        self._cuts += found.cut
+        wanted = [index for index, entry in enumerate(planned) if entry.embed]
+        observations: list[Observation | None] = [None] * len(planned)
+        if wanted:
+            started = time.perf_counter()
+            embeddings = await self._compute.embed(frame.image, [boxes[index] for index in wanted])
+            matches = snapshot.gallery.match(embeddings, threshold)
+            elapsed_ms = (time.perf_counter() - started) * 1000 / len(wanted)
+            self._embed_ms = _smoothed(self._embed_ms, elapsed_ms, self._embeddings)
+            self._embeddings += len(wanted)
+            for index, embedding, match in zip(wanted, embeddings, matches, strict=True):
+                box, sharpness = boxes[index], faces[index].sharpness
+                crop = _crop_view(frame.image, box) if self.config.send_crops else None
+                observations[index] = Observation(
+                    box, embedding, match.person_id, match.distance, True, crop, sharpness
+                )
+            if self._closing is not None:
+                return
+        self._latency_ms = (time.monotonic() - frame.captured_at) * 1000
+        self._emit(self._tracker.commit(planned, observations, seen_at))
         self._emit(self._tracker.due(seen_at))
-
-    def _analyze(
-        self, image_bgr: npt.NDArray[np.uint8], snapshot: GallerySnapshot, threshold: float
-    ) -> tuple[list[Face], list[Match]]:
-        rgb = np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
-        faces = self._engine.analyze(rgb)
-        if not faces:
-            return [], []
-        matches = snapshot.gallery.match(np.stack([f.embedding for f in faces]), threshold)
-        return faces, matches
 
     def _emit(self, reports: Sequence[TrackReport]) -> None:
         for report in reports:
@@ -171,6 +255,12 @@ class FaceProcessor:
         await asyncio.shield(self._closing)
 
     async def _close(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()  # frames still queued belong to a stream that stopped
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._compute.close()
         self._emit(self._tracker.finish())
         await self._reporter.aclose(self.config.close_timeout)
 
@@ -179,12 +269,22 @@ class FaceProcessor:
         reporter = self._reporter
         return {
             "frames_processed": self._frames,
+            "frames_refused": self._frames_refused,
             "fps": round(self._rate.rate(time.monotonic()), 2),
             "frames_analyzed": self._frames_analyzed,
+            "analysis_errors": self._errors,
+            "last_analysis_error": self._last_error,
             "frames_without_gallery": self._frames_without_gallery,
+            # Frames the worker had no time for: dropped unprocessed, past frame_budget.
+            "frames_dropped_budget": self._frames_over_budget,
+            "frames_still": self._frames_still,
+            "scene_cuts": self._cuts,
             "detect_ms": round(self._detect_ms, 1),
+            "embed_ms": round(self._embed_ms, 1),
+            "latency_ms": round(self._latency_ms, 1),
             "faces_detected": self._faces,
             "faces_low_quality": self._faces_low_quality,
+            "faces_embedded": self._embeddings,
             "tracks_open": len(self._tracker),
             "sightings_emitted": self._sightings,
             "sightings_reported": reporter.accepted,
@@ -194,6 +294,7 @@ class FaceProcessor:
             "gallery_version": snapshot.version if snapshot is not None else -1,
             "last_report_error": reporter.last_error,
             "last_gallery_error": self._gallery.last_error,
+            "dlib_build": self._build,
         }
 
 
@@ -225,6 +326,12 @@ class FaceCameraRunner(CameraRunner):
         return finished
 
 
+def _smoothed(current: float, sample: float, samples_so_far: int) -> float:
+    # One slow frame should not make the heartbeat's figure jump.
+    weight = 1.0 if samples_so_far == 0 else 0.2
+    return current + weight * (sample - current)
+
+
 def _crop_view(image: npt.NDArray[np.uint8], box: Box) -> npt.NDArray[np.uint8]:
     """The face with a margin, as a view into the frame (copied only if it is kept)."""
     height, width = image.shape[:2]
@@ -254,7 +361,6 @@ def _jpeg_b64(crop_bgr: npt.NDArray[np.uint8], size: int) -> str | None:
 
 
 __all__ = [
-    "FaceAnalyzer",
     "FaceCameraRunner",
     "FaceProcessor",
     "FaceProcessorConfig",

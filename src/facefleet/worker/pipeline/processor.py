@@ -25,6 +25,17 @@ class FrameProcessor(Protocol):
     def metrics(self) -> dict[str, MetricValue]: ...
 
 
+Guard = Callable[[Frame], bool]
+Processed = Callable[[Frame, float], None]
+
+
+class DeferredProcessor(FrameProcessor, Protocol):
+    """A processor whose ``process()`` only queues the frame: it asks ``guard`` right before
+    it works on a frame, and tells ``processed`` when it is done."""
+
+    def use_hooks(self, guard: Guard | None, processed: Processed | None) -> None: ...
+
+
 class MeasuringProcessor:
     """Counts frames and measures the processing rate; runs until the face pipeline plugs in."""
 
@@ -51,6 +62,8 @@ class CameraRunner:
     """Feeds the latest frame of a source to a processor at most ``target_fps`` times a second.
 
     Frames that arrive in between are never processed; the source counts them as dropped.
+    When processing a frame outlasts the interval, the slots it overran are counted as
+    ``frames_late``: the camera ran below ``target_fps``.
     ``run()`` starts the source if needed and returns when the source ends or ``stop()`` is
     called. A processor error is logged and counted, and the next frame is processed.
     """
@@ -76,10 +89,12 @@ class CameraRunner:
         self._last_error = ""
         # Asked before each frame: False skips it (the agent's lease check, so no frame is
         # processed once the worker can no longer be sure its lease is valid).
-        self.guard: Callable[[Frame], bool] | None = None
+        self.guard: Guard | None = None
         # Told after each frame with the (wall) time its processing started.
-        self.processed: Callable[[Frame, float], None] | None = None
+        self.processed: Processed | None = None
         self._frames_refused = 0
+        # Frames due at target_fps that were never taken because processing ran late.
+        self._slots_missed = 0
 
     def metrics(self) -> dict[str, MetricValue]:
         stats = self.source.stats()
@@ -94,6 +109,7 @@ class CameraRunner:
             "process_errors": self._errors,
             "last_process_error": self._last_error,
             "frames_refused": self._frames_refused,
+            "frames_late": self._slots_missed,
         }
         merged.update(self.processor.metrics())
         return merged
@@ -106,6 +122,11 @@ class CameraRunner:
             self.source.start()
         loop = asyncio.get_running_loop()
         interval = 1.0 / self.target_fps if self.target_fps else 0.0
+        # A processor that works on frames later checks them itself, when it does.
+        use_hooks = getattr(self.processor, "use_hooks", None)
+        if use_hooks is not None:
+            use_hooks(self.guard, self.processed)
+        processed = None if use_hooks is not None else self.processed
         stop_wait = asyncio.create_task(self._stopping.wait())
         frame_wait: asyncio.Task[Frame | None] | None = None
         last_seq = 0
@@ -132,8 +153,11 @@ class CameraRunner:
                     continue
                 started = time.time()
                 await self._process(frame)
-                if self.processed is not None:
-                    self.processed(frame, started)
+                if processed is not None:
+                    processed(frame, started)
+                if interval:
+                    # Slots that passed while this frame was processed are lost: counted.
+                    self._slots_missed += max(0, int((loop.time() - next_due) / interval))
         finally:
             for waiter in (stop_wait, frame_wait):
                 if waiter is not None and not waiter.done():

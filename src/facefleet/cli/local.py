@@ -7,9 +7,7 @@ import logging
 import sys
 
 import typer
-import uvicorn
 
-from facefleet.api.bootstrap import keys_path
 from facefleet.api.config import Settings
 from facefleet.cli.client import out
 
@@ -23,6 +21,8 @@ def dashboard_url(settings: Settings) -> str:
 
 
 def _banner(settings: Settings) -> None:
+    from facefleet.api.bootstrap import keys_path
+
     base = f"http://{settings.host}:{settings.port}"
     out.print(f"[bold]facefleet dashboard:[/bold] {dashboard_url(settings)}")
     out.print(f"  control plane API:   {base}  (OpenAPI docs: {base}/docs)")
@@ -41,6 +41,8 @@ def serve(
     )
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     _banner(settings)
+    import uvicorn
+
     from facefleet.api.app import create_app
 
     # Bounded graceful shutdown: idle keep-alive connections must not hold a restart up.
@@ -74,6 +76,7 @@ def db_upgrade() -> None:
 
 def demo() -> None:
     """Run the control plane with demo cameras and two workers (what `make run` does)."""
+    from facefleet.api.bootstrap import keys_path
     from facefleet.demo.fleet import run_demo
 
     settings = Settings()

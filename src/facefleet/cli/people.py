@@ -45,6 +45,13 @@ def find_person(api: Api, name: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def _reason(photo: Path, message: str) -> str:
+    """The message without the photo's name in front: the summary names it already."""
+    for prefix in (f"{photo}: ", f"{photo.name}: "):
+        message = message.removeprefix(prefix)
+    return message
+
+
 def enroll_person(
     api: Api, name: str, photos: list[Path], progress: Progress, task: Any
 ) -> PersonResult:
@@ -72,9 +79,9 @@ def enroll_person(
             except ApiFailure as exc:
                 if exc.status >= 500 or exc.status in (401, 403):
                     raise
-                result.refused.append(Refused(str(photo), exc.detail))
+                result.refused.append(Refused(str(photo), _reason(photo, exc.detail)))
             except CommandError as exc:
-                result.refused.append(Refused(str(photo), exc.message))
+                result.refused.append(Refused(str(photo), _reason(photo, exc.message)))
         progress.advance(task)
     if created and not result.enrolled:
         api.delete(f"/v1/people/{person['id']}")

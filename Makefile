@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The dashboard's address is the first line it prints (the command itself is not echoed).
 run: $(STAMP)
-	$(BIN)/facefleet demo
+	@$(BIN)/facefleet demo
 
 serve: $(STAMP)
 	$(BIN)/facefleet serve

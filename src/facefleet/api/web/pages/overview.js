@@ -20,7 +20,7 @@ function Chart({ series }) {
   };
   const last = series[series.length - 1];
   return html`<figure class="chart">
-    <svg viewBox="0 0 ${width} ${height}" width="100%" height=${height} role="img" aria-label="frames per second and sightings per minute">
+    <svg viewBox="0 0 ${width} ${height}" preserveAspectRatio="none" width="100%" height=${height} role="img" aria-label="frames per second and sightings per minute">
       <polyline class="fps" points=${line("fps")} />
       <polyline class="spm" points=${line("spm")} />
     </svg>

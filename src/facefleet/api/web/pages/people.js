@@ -14,7 +14,9 @@ async function enrollPhotos(personId, files) {
       const result = await api.upload(`/v1/people/${personId}/faces`, [file]);
       accepted.push({ file: file.name, faces: result.faces });
     } catch (err) {
-      refused.push({ file: file.name, reason: err.message });
+      // The API names the file first; the list names it already.
+      const reason = err.message.startsWith(`${file.name}: `) ? err.message.slice(file.name.length + 2) : err.message;
+      refused.push({ file: file.name, reason });
     }
   }
   return { accepted, refused };

@@ -9,6 +9,7 @@ connection is recovered. Each step leaves a screenshot in FACEFLEET_SCREENSHOT_D
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -393,3 +394,69 @@ def test_a_lost_connection_is_shown_and_recovered(
     assert len(sockets) == 3 and "since=" not in sockets[2][0].url, [s[0].url for s in sockets]
     expect(row(page, survivor).locator(".badge").first).to_have_text("online")
     screenshots.take(page, "recovered with a new snapshot after 4009")
+
+
+def test_camera_processing_states_are_shown_as_the_control_plane_reports_them(
+    dashboard: Dashboard, fleet: Fleet, screenshots: Screenshots
+) -> None:
+    """The steps above show what the lease says (assigned / unassigned). When the control
+    plane reports processing states, in the snapshot's cameras and in camera_state events,
+    the page shows those; here the proxy adds them to what the real server sends."""
+    stage = fleet.cameras["stage"]
+    stall = {"now": False, "sent": False}
+
+    def proxy(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def forward(raw: str | bytes) -> None:
+            message = json.loads(raw)
+            if message["type"] == "snapshot":
+                for camera in message["data"]["cameras"]:
+                    camera.update(
+                        state="streaming",
+                        state_since="2030-01-01T00:00:00+00:00",
+                        worker_id=camera["lease"]["worker_id"],
+                        fps=4.8,
+                        frames_processed=1200,
+                        last_error=None,
+                    )
+            elif message.get("kind") == "stats" and stall["now"] and not stall["sent"]:
+                stall["sent"] = True  # this stats event's sequence number carries it
+                message.update(
+                    kind="camera_state",
+                    data={
+                        "camera_id": stage,
+                        "state": "stalled",
+                        "worker_id": fleet.roles["victim"],
+                        "fps": 0.0,
+                        "last_error": "no frame for 10 s",
+                    },
+                )
+            ws.send(json.dumps(message))
+
+        server.on_message(forward)
+
+    page = dashboard.open()
+    page.route_web_socket(re.compile(r"/v1/workers/ws/"), proxy)
+    dashboard.sign_in(page, "admin")
+    dashboard.go(page, "cameras")
+    row_stage = camera_row(page, "stage")
+    expect(row_stage.locator(".badge").first).to_have_text("streaming")
+    expect(row_stage.locator("td.num").nth(1)).to_have_text("4.8")
+
+    stall["now"] = True
+    expect(row_stage.locator(".badge").first).to_have_text("stalled")
+    expect(row_stage.locator("td.error-text")).to_have_text("no frame for 10 s")
+    expect(row_stage.locator("td.holder")).to_have_text(fleet.roles["victim"])
+    screenshots.take(page, "cameras with processing states")
+    dashboard.go(page, "overview")
+    expect(page.locator("#camera-counts")).to_contain_text("1 not processed")
+    expect(page.locator("#camera-counts")).to_contain_text("stage")
+
+
+def test_no_api_key_reaches_the_control_planes_log(dashboard: Dashboard, fleet: Fleet) -> None:
+    # The dashboard's WebSocket offers its key as a subprotocol, not in the URL.
+    log = fleet.control.log()
+    assert "WebSocket /v1/workers/ws/" in log
+    for role, key in dashboard.keys.items():
+        assert key not in log, f"the {role} key is in the control plane's log"

@@ -128,11 +128,11 @@ export function CamerasPage({ fleet }) {
                   <td><${Labels} labels=${c.required_labels} /></td>
                   <td class="num">${c.priority}</td>
                   ${canWrite &&
-                  html`<td class="row-actions">
+                  html`<td><span class="row-actions">
                     <button type="button" onClick=${() => setEditing(c.id)}>Edit</button>
                     <button type="button" onClick=${() => toggle(c)}>${c.enabled ? "Disable" : "Enable"}</button>
                     <button type="button" class="danger" onClick=${() => remove(c)}>Remove</button>
-                  </td>`}
+                  </span></td>`}
                 </tr>
                 ${editing === c.id && html`<tr class="editing"><td colspan="9"><${CameraForm} camera=${c} onDone=${done} /></td></tr>`}`;
             })}

@@ -25,6 +25,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 REPO = Path(__file__).resolve().parents[2]
+# Two cores run the control plane, two face-detecting workers and the browser.
+expect.set_options(timeout=20_000)
 VIEWPORT = {"width": 1440, "height": 900}
 
 

@@ -267,13 +267,35 @@ def test_enroll_a_person_through_the_file_input(
     )
 
     outcome = page.locator("#enroll-outcome")
-    expect(outcome).to_contain_text(f"Enrolled 1 photo(s) of {PERSON}: lin_manuel_miranda.png")
+    # The first enrollment loads the face models in the control plane.
+    expect(outcome).to_contain_text(
+        f"Enrolled 1 photo(s) of {PERSON}: lin_manuel_miranda.png", timeout=90_000
+    )
     expect(outcome.locator("li[data-file='two_people.jpg']")).to_contain_text("2 faces found")
     expect(outcome.locator("li[data-file='notes.txt']")).to_contain_text("notes.txt")
     person = page.locator(f"li.person[data-person-name='{PERSON}']")
     expect(person).to_contain_text("1 face(s)")
     expect(person.locator("img.thumb")).to_be_visible()
     screenshots.take(page, "person enrolled, refused photos with reasons")
+
+    # A second photo dragged onto the person, then that face removed again.
+    photo = (faces / "enroll" / "lin_manuel_miranda.png").read_bytes()
+    dropped = page.evaluate_handle(
+        """(bytes) => {
+            const data = new DataTransfer();
+            const file = new File([new Uint8Array(bytes)], "dragged.png", { type: "image/png" });
+            data.items.add(file);
+            return data;
+        }""",
+        list(photo),
+    )
+    person.locator("label.dropzone").dispatch_event("drop", {"dataTransfer": dropped})
+    expect(person).to_contain_text("2 face(s)")
+    face = person.locator("figure.face", has_text="dragged.png")
+    face.get_by_role("button", name="Remove this face").click()
+    page.locator("dialog.confirm").get_by_role("button", name="Remove face").click()
+    expect(person).to_contain_text("1 face(s)")
+    expect(person.locator("figure.face")).to_have_count(1)
 
 
 def test_a_sighting_of_the_person_appears_in_the_feed(
@@ -292,8 +314,18 @@ def test_a_sighting_of_the_person_appears_in_the_feed(
     people = {c.get_attribute("data-person") for c in cards.all()}
     assert people == {PERSON}, people
     page.locator("select[name=person]").select_option(label="anyone")
+    lin = page.locator(f"#sightings li[data-person='{PERSON}']")
+    page.locator("select[name=camera]").select_option(label="yard")
+    expect(lin).to_have_count(0)
+    page.locator("select[name=camera]").select_option(label="stage")
+    expect(lin.first).to_be_visible()
+    page.fill("input[name=since]", "2099-01-01T00:00")
+    expect(page.get_by_text("No sighting matches these filters")).to_be_visible()
+    page.fill("input[name=since]", "")
+    expect(lin.first).to_be_visible()
+    page.locator("select[name=camera]").select_option(label="any camera")
     page.check("input[name=unknown]")
-    expect(page.locator(f"#sightings li[data-person='{PERSON}']")).to_have_count(0)
+    expect(lin).to_have_count(0)
     screenshots.take(page, "sightings: unknown faces only")
     page.uncheck("input[name=unknown]")
 

@@ -116,3 +116,19 @@ def test_import_help_names_both_layouts(cli: Cli) -> None:
     assert run.code == 0
     text = " ".join(run.stdout.split())
     assert "one sub-folder per person" in text and "one photo per person" in text
+
+
+def test_list_and_remove_people(cli: Cli) -> None:
+    probe = require_fixtures() / "faces" / "probe"
+    assert cli.run("people", "enroll", "Joe", str(probe / "joe_biden_2.jpg")).code == 0
+    listed = json.loads(cli.run("people", "list", "--name", "Joe", "--json").stdout)
+    # --name matches a part of the name, in any case.
+    assert {(p["name"], p["face_count"]) for p in listed} == {("Joe", 1), ("joe_biden", 1)}
+
+    asked = cli.run("people", "rm", "Joe")
+    assert asked.code == 1 and "Pass --yes" in asked.stderr
+    removed = cli.run("people", "rm", "Joe", "--yes")
+    assert removed.code == 0, removed.output
+    assert "Joe" not in people(cli)
+    gone = cli.run("people", "rm", "Joe", "--yes")
+    assert gone.code == 1 and "nobody is named 'Joe'" in gone.stderr

@@ -31,6 +31,8 @@ export class Fleet {
     this.listeners = new Set();
     this.eventListeners = new Set();
     this.arrivals = []; // when new sightings arrived, for the per-minute rate
+    this.changedAt = new Map(); // camera id -> sequence number of the last event about it
+    this.pendingSeq = 0;
     this.socket = null;
     this.stopped = false;
     this.resync = false;
@@ -146,6 +148,7 @@ export class Fleet {
     } else if (message.type === "event") {
       const seq = this.state.connection.seq;
       if (seq !== null && message.seq <= seq) return; // already applied
+      this.pendingSeq = message.seq;
       this.apply(message.kind, message.data, message.ts);
       this.setConnection({ seq: message.seq });
       for (const fn of this.eventListeners) fn(message);
@@ -160,6 +163,7 @@ export class Fleet {
   }
 
   patchCamera(cameraId, patch) {
+    this.changedAt.set(Number(cameraId), this.pendingSeq);
     const current = this.state.cameras[cameraId];
     if (current === undefined) {
       this.refreshCameras();
@@ -262,24 +266,32 @@ export class Fleet {
     }
   }
 
+  // What a registration event does not carry. Only those fields are taken: the rest may
+  // have changed through events while the request was out.
   async refreshWorker(workerId) {
     try {
       const detail = await api.get(`/v1/workers/${encodeURIComponent(workerId)}`);
-      delete detail.history;
-      this.patchWorker(workerId, detail);
+      this.patchWorker(workerId, { version: detail.version, registered_at: detail.registered_at });
     } catch {
       // a later event or snapshot brings it
     }
   }
 
+  // The camera list again (after an edit, or an event about an unknown camera). A camera
+  // an event changed while the request was out keeps what the event said.
   async refreshCameras() {
     if (this.refreshing) return;
     this.refreshing = true;
+    const asked = this.state.connection.seq;
     try {
       const page = await api.get("/v1/cameras?limit=1000");
       const cameras = {};
       for (const camera of page.items) {
-        cameras[camera.id] = { ...(this.state.cameras[camera.id] || {}), ...camera };
+        const known = this.state.cameras[camera.id];
+        cameras[camera.id] =
+          known && (this.changedAt.get(camera.id) || 0) > (asked || 0)
+            ? { ...camera, ...known }
+            : { ...(known || {}), ...camera };
       }
       this.update({ cameras });
     } catch {

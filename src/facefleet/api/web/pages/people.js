@@ -135,7 +135,7 @@ function PersonRow({ person, canWrite, onChanged }) {
         (face) => html`<figure class="face" data-face-id=${face.id}>
           <${AuthImage} src=${face.thumbnail_url || `/v1/people/faces/${face.id}/thumbnail`} alt=${`${person.name} (${face.source_name})`} className="thumb" />
           <figcaption title=${face.source_name}>${face.source_name}</figcaption>
-          ${canWrite && html`<button type="button" class="remove-face" title="Remove this face" onClick=${() => removeFace(face)}>×</button>`}
+          ${canWrite && html`<button type="button" class="remove-face" title="Remove this face" aria-label="Remove this face" onClick=${() => removeFace(face)}>×</button>`}
         </figure>`,
       )}
       ${canWrite && html`<${DropZone} name=${`photos-${person.id}`} onFiles=${addPhotos} label="+ photos" />`}

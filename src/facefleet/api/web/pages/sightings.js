@@ -47,18 +47,24 @@ export function SightingsPage({ fleet }) {
       until: filter.until || undefined,
       limit: PAGE,
     };
+    let current = true; // an answer to an older filter is dropped
     api.get(`/v1/sightings${query(params)}`).then(
       (page) => {
+        if (!current) return;
         setLoaded({ items: page.items, total: page.total, at: Date.now() });
         setError(null);
       },
-      (err) => setError(err.message),
+      (err) => current && setError(err.message),
     );
+    return () => {
+      current = false;
+    };
   }, [filter]);
 
   // The loaded page, with what arrived live since on top (and updates of listed tracks).
   const items = useMemo(() => {
-    const byId = new Map(loaded.items.map((s) => [s.id, s]));
+    // Filtered here too: until the new page arrives, the last one is shown filtered.
+    const byId = new Map(loaded.items.filter((s) => matches(filter, s)).map((s) => [s.id, s]));
     for (const s of state.sightings) {
       if (!matches(filter, s)) continue;
       const before = byId.get(s.id);

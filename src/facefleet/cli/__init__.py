@@ -25,7 +25,8 @@ app.add_typer(local.db_app, name="db")
 app.add_typer(tenants.app, name="tenants")
 
 # The control plane's API. Sub-apps of other parts of facefleet are mounted here too, one
-# line each, named after what they manage.
+# line each, named after what they manage, e.g.
+#   app.add_typer(webhooks_app, name="webhooks")  (from facefleet.webhooks_cli)
 app.add_typer(workers.app, name="workers")
 app.add_typer(cameras.app, name="cameras")
 app.add_typer(people.app, name="people")

@@ -79,7 +79,7 @@ class Screenshots:
 @pytest.fixture(scope="session")
 def screenshots() -> Screenshots:
     folder = screenshot_dir()
-    for old in folder.glob("*.png"):
+    for old in folder.glob("[0-9][0-9]-*.png"):  # this suite's own, from an earlier run
         old.unlink()
     return Screenshots(folder)
 

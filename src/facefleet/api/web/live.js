@@ -95,7 +95,8 @@ export class Fleet {
       this.setConnection({ status: "unauthorized", message: reason });
       return;
     }
-    this.resync = code === CLOSE_RESYNC;
+    // Until a snapshot arrives, a resynchronisation stays due, whatever closes next.
+    this.resync = this.resync || code === CLOSE_RESYNC;
     const attempt = this.state.connection.attempt + 1;
     const wait = Math.min(RETRY_MAX_MS, 500 * 2 ** (attempt - 1));
     let message;

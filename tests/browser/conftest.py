@@ -36,7 +36,9 @@ def screenshot_dir() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+# Package scope: while Playwright's sync API runs, it marks an event loop as running in
+# this thread, so it must be gone before the async tests of other packages run.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
         unavailable(
@@ -47,7 +49,7 @@ def playwright() -> Iterator[Playwright]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(
     playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BrowserContext]:

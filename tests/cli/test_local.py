@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import httpx
 
 from tests.cli.conftest import Cli
 from tests.fixtures.live_server import free_port
+from tests.fixtures.waiting import wait_for
 
 
 def test_serve_names_the_dashboard_first(cli: Cli) -> None:
@@ -26,6 +28,7 @@ def test_demo_prints_the_dashboard_url_before_anything_else(tmp_path: Path) -> N
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACEFLEET_")}
     env.update(FACEFLEET_DATA_DIR=str(tmp_path / "data"), FACEFLEET_PORT=str(port), COLUMNS="200")
+    # A session of its own: whatever the demo started can be ended with it.
     with subprocess.Popen(
         [sys.executable, "-m", "facefleet", "demo"],
         stdout=subprocess.PIPE,
@@ -34,15 +37,28 @@ def test_demo_prints_the_dashboard_url_before_anything_else(tmp_path: Path) -> N
         env=env,
         cwd=tmp_path,
         text=True,
+        start_new_session=True,
     ) as demo:
         try:
             assert demo.stdout is not None
             first = demo.stdout.readline()
-        finally:
+            # Ctrl-C once its control plane runs, as a user would.
+            wait_for(lambda: healthy(port), 60, "the demo's control plane")
             demo.send_signal(signal.SIGINT)
             demo.communicate(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(demo.pid, signal.SIGKILL)
     assert first.startswith(f"facefleet dashboard: http://127.0.0.1:{port}/ "), first
     assert "default-tenant-keys.json" in first
+    assert demo.returncode == 0
+
+
+def healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_tenants_create_prints_keys_that_work(cli: Cli) -> None:

@@ -73,7 +73,8 @@ async def tenant_events(
     sub = broker.subscribe(tenant_id)
     state.metrics.ws_clients.inc()
     try:
-        await websocket.accept(subprotocol=SUBPROTOCOL if _offered_key(websocket) else None)
+        offered = websocket.scope.get("subprotocols", [])
+        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         last = await _catch_up(websocket, state, principal, sub, since)
         await _stream(websocket, broker, sub, last)
     except WebSocketDisconnect:

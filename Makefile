@@ -40,8 +40,9 @@ dlib-blas: $(STAMP)
 	touch $(DLIB_BLAS_STAMP)
 	$(BIN)/python -c 'from facefleet.face.build import dlib_build; b = dlib_build(); print("dlib build:", b); raise SystemExit(0 if b.blas else 1)'
 
+# The dashboard's address is the first line it prints (the command itself is not echoed).
 run: $(STAMP)
-	$(BIN)/facefleet demo
+	@$(BIN)/facefleet demo
 
 serve: $(STAMP)
 	$(BIN)/facefleet serve

@@ -22,6 +22,7 @@ from facefleet.api.bootstrap import ensure_default_tenant
 from facefleet.api.cameras.router import router as cameras_router
 from facefleet.api.cameras.tracker import CameraStateTracker
 from facefleet.api.config import Settings
+from facefleet.api.dashboard import router as dashboard_router
 from facefleet.api.errors import install_error_handlers
 from facefleet.api.events.tapped import TappedBroker
 from facefleet.api.gc_tuning import tuned_collector
@@ -205,4 +206,5 @@ def create_app(
     app.include_router(heartbeat_route.legacy_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
+    app.include_router(dashboard_router)
     return app

@@ -26,8 +26,21 @@ CLOSE_SLOW_CONSUMER = 4008
 CLOSE_RESYNC = 4009
 
 
+# Browsers cannot set headers on a WebSocket: they offer the key as a subprotocol
+# ("facefleet.key.<key>" beside "facefleet"), which keeps it out of URLs and access logs.
+SUBPROTOCOL = "facefleet"
+KEY_SUBPROTOCOL = "facefleet.key."
+
+
+def _offered_key(websocket: WebSocket) -> str | None:
+    for offered in websocket.scope.get("subprotocols", []):
+        if offered.startswith(KEY_SUBPROTOCOL):
+            return str(offered[len(KEY_SUBPROTOCOL) :])
+    return None
+
+
 async def _authorize(websocket: WebSocket, state: AppState, tenant_id: str) -> Principal | None:
-    token = websocket.query_params.get("token")
+    token = _offered_key(websocket) or websocket.query_params.get("token")
     header = websocket.headers.get("authorization", "")
     if not token and header.lower().startswith("bearer "):
         token = header[7:].strip()
@@ -60,7 +73,8 @@ async def tenant_events(
     sub = broker.subscribe(tenant_id)
     state.metrics.ws_clients.inc()
     try:
-        await websocket.accept()
+        offered = websocket.scope.get("subprotocols", [])
+        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         last = await _catch_up(websocket, state, principal, sub, since)
         await _stream(websocket, broker, sub, last)
     except WebSocketDisconnect:

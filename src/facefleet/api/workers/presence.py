@@ -99,6 +99,7 @@ async def _disconnected(receive: Receive) -> Message:
 @router.get(
     "/{worker_id}/presence",
     response_class=PresenceStream,
+    status_code=200,
     responses=_errors(Forbidden, NotFound)
     | {200: {"content": {"text/plain": {}}, "description": "A byte every presence_beat."}},
     summary="The worker's presence channel: a stream that breaks off when its process dies",

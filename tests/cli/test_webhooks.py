@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from facefleet.api.app import create_app
 from facefleet.api.security import Role
 from facefleet.api.tenants.service import create_tenant
-from facefleet.webhooks_cli import webhooks_app
+from facefleet.cli.webhooks import app as webhooks_app
 from tests.fixtures.harness import make_settings
 from tests.fixtures.live_server import live_server
 from tests.fixtures.waiting import wait_for

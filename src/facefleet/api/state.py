@@ -17,6 +17,7 @@ from facefleet.api.observability.metrics import Metrics
 from facefleet.api.security import PrincipalCache
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.storage.pending_audit import PendingAudit
+from facefleet.api.strangers.wakeup import ClustererWakeup
 from facefleet.api.tenants.gallery_versions import GalleryVersions
 from facefleet.face.loader import EngineLoader
 
@@ -39,6 +40,8 @@ class AppState:
     snapshots: SnapshotCache = field(default_factory=SnapshotCache)
     # Enrollment and recognition photos (upsampled: enrollment photos vary in size).
     face_engine: EngineLoader = field(default_factory=lambda: EngineLoader(upsample=1))
+    # Set when unknown sightings arrive (the stranger clusterer runs on the leader).
+    clusterer_wakeup: ClustererWakeup = field(default_factory=ClustererWakeup)
 
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -274,6 +275,8 @@ class Sighting(Base):
     # pending: an unknown face waiting for the stranger clusterer; done; no_face: nothing
     # to cluster by (no embedding, and no face found in the crop).
     clustering: Mapped[str] = mapped_column(String(16), default="done", server_default="done")
+    # An operator said who this is (or is not): the worker's later updates keep that.
+    operator_label: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Stranger(Base):

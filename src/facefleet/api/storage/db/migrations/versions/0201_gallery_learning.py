@@ -63,6 +63,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("clustering", sa.String(length=16), server_default="done", nullable=False)
         )
+        batch_op.add_column(
+            sa.Column("operator_label", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
         batch_op.create_foreign_key(
             batch_op.f("fk_sightings_stranger_id_strangers"),
             "strangers",
@@ -180,6 +183,7 @@ def downgrade() -> None:
         batch_op.drop_constraint(
             batch_op.f("fk_sightings_stranger_id_strangers"), type_="foreignkey"
         )
+        batch_op.drop_column("operator_label")
         batch_op.drop_column("clustering")
         batch_op.drop_column("stranger_id")
         batch_op.drop_column("embedding")

@@ -365,3 +365,23 @@ def test_the_wire_model_carries_the_whole_rule() -> None:
 def test_bad_ratio_is_refused(ratio: float) -> None:
     with pytest.raises(ValueError, match="ratio"):
         Gallery([unit_vector(0)], ["ann"], ratio=ratio)
+
+
+def test_person_thresholds_agree_with_a_loop_over_people() -> None:
+    rng = np.random.default_rng(5)
+    sizes = [1, 2, 2, 3, 5, 5, 5, 9]
+    ids = [f"p{i}" for i, size in enumerate(sizes) for _ in range(size)]
+    faces = rng.normal(0, 0.04, (len(ids), EMBEDDING_DIM)).astype(np.float32)
+    expected = {}
+    for pid in set(ids):
+        own = faces[[i for i, who in enumerate(ids) if who == pid]].astype(np.float64)
+        if len(own) < 2:
+            continue
+        distances = np.linalg.norm(own[:, None] - own[None], axis=2)
+        np.fill_diagonal(distances, np.inf)
+        spread = distances.min(axis=1).max()
+        expected[pid] = max(PERSON_THRESHOLD_FLOOR, spread + PERSON_THRESHOLD_SLACK)
+    got = person_thresholds(faces, ids)
+    assert got.keys() == expected.keys()
+    for pid, limit in expected.items():
+        assert got[pid] == pytest.approx(limit, abs=1e-4)

@@ -267,16 +267,24 @@ def person_thresholds(embeddings: npt.ArrayLike, person_ids: Sequence[str]) -> d
     rows: dict[str, list[int]] = {}
     for row, pid in enumerate(person_ids):
         rows.setdefault(pid, []).append(row)
-    out: dict[str, float] = {}
+    by_size: dict[int, list[str]] = {}
     for pid, own in rows.items():
-        if len(own) < 2:
-            continue
-        faces = matrix[own]
-        norms = np.einsum("ij,ij->i", faces, faces)
-        squared = norms[:, None] + norms[None, :] - 2.0 * (faces @ faces.T)
-        np.fill_diagonal(squared, np.inf)
-        spread = math.sqrt(max(0.0, float(squared.min(axis=1).max())))
-        out[pid] = round(max(PERSON_THRESHOLD_FLOOR, spread + PERSON_THRESHOLD_SLACK), 4)
+        if len(own) > 1:
+            by_size.setdefault(len(own), []).append(pid)
+    out: dict[str, float] = {}
+    # People with as many faces as each other are done together: one (people, k, k) block
+    # of distances instead of a Python loop over thousands of people.
+    for size, people in by_size.items():
+        for start in range(0, len(people), max(1, _BLOCK_ELEMENTS // (size * size))):
+            chunk = people[start : start + max(1, _BLOCK_ELEMENTS // (size * size))]
+            faces = matrix[[rows[pid] for pid in chunk]]  # (people, size, 128)
+            norms = np.einsum("gid,gid->gi", faces, faces)
+            squared = norms[:, :, None] + norms[:, None, :]
+            squared -= 2.0 * np.einsum("gid,gjd->gij", faces, faces)
+            squared[:, np.arange(size), np.arange(size)] = np.inf
+            spreads = np.sqrt(np.maximum(squared.min(axis=2).max(axis=1), 0.0))
+            for pid, spread in zip(chunk, spreads.tolist(), strict=True):
+                out[pid] = round(max(PERSON_THRESHOLD_FLOOR, spread + PERSON_THRESHOLD_SLACK), 4)
     return out
 
 

@@ -194,6 +194,18 @@ async def test_moving_a_face_and_merging_people_relabel_their_sightings(
         f"/v1/people/{bob}/merge", json={"into_person_id": bob}, headers=admin
     )
     assert itself.status_code == 422
+    # Assigning a sighting again is idempotent; to someone else, its face follows the label.
+    again = await api.client.post(
+        f"/v1/sightings/{third}/assign", json={"person_id": bob}, headers=admin
+    )
+    assert again.json()["face"]["id"] == face
+    cy = await create_person(api, tenant, "Cy")
+    moved_on = await api.client.post(
+        f"/v1/sightings/{third}/assign", json={"person_id": cy}, headers=admin
+    )
+    assert moved_on.json()["face"]["person_id"] == cy
+    faces = (await api.client.get(f"/v1/people/{bob}", headers=admin)).json()["faces"]
+    assert [f["source_name"] for f in faces] == ["rose_leslie.jpg"]
 
 
 async def test_workers_get_the_same_rule_as_recognize(

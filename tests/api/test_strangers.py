@@ -179,6 +179,11 @@ async def test_promoting_a_stranger_moves_its_sightings(
         "/v1/gallery/audit", params={"action": "stranger_promoted"}, headers=admin
     )
     assert [a["stranger_id"] for a in audit.json()["items"]] == [rose_stranger, kit_stranger]
+    # Deleting the person takes the link of the stranger promoted into them.
+    assert (await api.client.delete(f"/v1/people/{rose}", headers=admin)).status_code == 204
+    assert (
+        await api.client.get(f"/v1/strangers/{rose_stranger}", headers=admin)
+    ).status_code == 404
 
 
 async def test_a_sighting_labelled_while_it_is_clustered_is_left_alone(

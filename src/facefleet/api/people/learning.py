@@ -87,8 +87,18 @@ class LearningService:
         """The sighting is this person; its crop is enrolled like an uploaded photo."""
         sighting = await self._sighting(uow, principal, sighting_id)
         person = await self._person(uow, principal, req.person_id)
-        face = None
-        if req.enroll:
+        # A face enrolled from this sighting for someone else contradicts the label.
+        await uow.session.execute(
+            delete(FaceEmbedding).where(
+                FaceEmbedding.sighting_id == sighting.id, FaceEmbedding.person_id != person.id
+            )
+        )
+        face = await uow.session.scalar(
+            select(FaceEmbedding).where(
+                FaceEmbedding.sighting_id == sighting.id, FaceEmbedding.person_id == person.id
+            )
+        )
+        if req.enroll and face is None:
             if sighting.crop is None:
                 raise NoFaceToLearn(
                     f"sighting {sighting_id} has no face crop to enroll (the worker sent "

@@ -7,13 +7,15 @@ import asyncio
 import math
 from datetime import UTC, datetime
 
+from sqlalchemy import delete
+
 from facefleet.api.errors import NotFound
 from facefleet.api.people import faces as face_work
 from facefleet.api.people import schemas
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import people_repo, tenants_repo
-from facefleet.api.storage.db.models import FaceEmbedding, Person
+from facefleet.api.storage.db.models import FaceEmbedding, Person, Stranger
 from facefleet.api.tenants.gallery_versions import gallery_changed
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.face.model import EMBEDDING_DIM, MODEL_NAME
@@ -133,7 +135,14 @@ class GalleryService:
         return person_out(person, counts.get(person.id, 0))
 
     async def delete(self, uow: UnitOfWork, principal: Principal, person_id: int) -> None:
+        """The person leaves the gallery; their sightings stay, unlabelled (erase forgets)."""
         person = await self._person(uow, principal, person_id)
+        # Strangers promoted into them link to nobody now: the links go.
+        await uow.session.execute(
+            delete(Stranger)
+            .where(Stranger.person_id == person.id)
+            .execution_options(synchronize_session=False)
+        )
         await uow.session.delete(person)
         await uow.session.flush()
         await self.edited(uow, principal)

@@ -114,12 +114,16 @@ class StrangerClusterer:
             return np.frombuffer(item.embedding, dtype="<f4")
         if item.crop is None:
             return None
-        return await face_work.embed_crop(
-            await self.state.face_engine.get(),
-            f"sighting {item.id}",
-            item.crop,
-            self.state.settings.max_image_pixels,
-        )
+        # An engine that cannot load fails the pass (retried); one crop failing does not
+        # block the queue behind it.
+        engine = await self.state.face_engine.get()
+        try:
+            return await face_work.embed_crop(
+                engine, f"sighting {item.id}", item.crop, self.state.settings.max_image_pixels
+            )
+        except Exception as exc:
+            log.warning("sighting %d: its crop could not be analysed: %s", item.id, exc)
+            return None
 
     async def _load(self, session: AsyncSession, tenant_id: str) -> _Cluster:
         import numpy as np

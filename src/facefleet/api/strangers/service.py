@@ -93,8 +93,13 @@ class StrangerService:
         session = uow.session
         # Locked: the clusterer cannot add a sighting to it between the move and the end.
         stranger = await self._stranger(uow, principal, stranger_id, lock=True)
-        if stranger.person_id is not None:
-            raise Conflict(f"stranger {stranger_id} was promoted to person {stranger.person_id}")
+        if stranger.promoted_at is not None:
+            to = (
+                "a person since deleted"
+                if stranger.person_id is None
+                else (f"person {stranger.person_id}")
+            )
+            raise Conflict(f"stranger {stranger_id} was promoted to {to}")
         if req.person_id is not None:
             found = await people_repo.get(session, principal.tenant_id, req.person_id)
             if found is None:

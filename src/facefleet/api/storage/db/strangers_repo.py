@@ -29,13 +29,13 @@ async def lock(session: AsyncSession, tenant_id: str, stranger_id: int) -> Stran
 async def centroids(
     session: AsyncSession, tenant_id: str, model: str
 ) -> list[tuple[int, bytes, int]]:
-    """(id, centroid, members) of the tenant's strangers not promoted yet."""
+    """(id, centroid, members) of the tenant's strangers not promoted."""
     rows = await session.execute(
         select(Stranger.id, Stranger.centroid, Stranger.members)
         .where(
             Stranger.tenant_id == tenant_id,
             Stranger.model == model,
-            Stranger.person_id.is_(None),
+            Stranger.promoted_at.is_(None),
             Stranger.centroid.is_not(None),
         )
         .order_by(Stranger.id)
@@ -54,7 +54,7 @@ async def join(
     """Count one more sighting in the stranger; False when it is gone (promoted, erased)."""
     result = await session.execute(
         update(Stranger)
-        .where(Stranger.id == stranger_id, Stranger.person_id.is_(None))
+        .where(Stranger.id == stranger_id, Stranger.promoted_at.is_(None))
         .values(
             centroid=centroid,
             members=members,
@@ -88,7 +88,7 @@ async def page(
 ) -> tuple[list[Stranger], int]:
     where = [
         Stranger.tenant_id == tenant_id,
-        Stranger.person_id.is_(None),
+        Stranger.promoted_at.is_(None),
         Stranger.sightings >= min_sightings,
     ]
     if since is not None:
@@ -162,7 +162,7 @@ async def refresh(session: AsyncSession, stranger_ids: Iterable[int | None]) -> 
     if gone:
         await session.execute(
             delete(Stranger)
-            .where(Stranger.id.in_(gone), Stranger.person_id.is_(None))
+            .where(Stranger.id.in_(gone), Stranger.promoted_at.is_(None))
             .execution_options(synchronize_session=False)
         )
     for sid, (count, first, last) in stats.items():

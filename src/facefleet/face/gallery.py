@@ -112,6 +112,7 @@ class Gallery:
         bounds = np.searchsorted(codes, np.arange(len(people) + 1))
         self._starts: list[int] = bounds[:-1].tolist()
         self._ends: list[int] = bounds[1:].tolist()
+        self._several_rows = np.diff(bounds) > 1
         self.ratio = ratio
         limits = [math.inf] * len(people)
         for pid, limit in (thresholds or {}).items():
@@ -139,6 +140,7 @@ class Gallery:
             zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
         )
         self._has_negatives = [start < end for start, end in self._negative_bounds]
+        self._negative_array = np.array(self._has_negatives, dtype=bool)
 
     @classmethod
     def empty(cls) -> Gallery:
@@ -222,7 +224,7 @@ class Gallery:
         rows_per_block = max(1, _BLOCK_ELEMENTS // len(self))
         matches: list[Match] = []
         limits = np.minimum(self._limit_array, threshold)
-        several_people = len(self._people) > 1
+        ratio_test = self.ratio < 1.0 and len(self._people) > 1
         people = self._people
         for begin in range(0, probes.shape[0], rows_per_block):
             block = probes[begin : begin + rows_per_block]
@@ -236,26 +238,25 @@ class Gallery:
                 raise ValueError("probes must be finite")
             distances = np.sqrt(np.maximum(squared, 0.0))
             codes = self._row_person[indices]
-            candidates = np.flatnonzero(distances <= limits[codes]).tolist()
+            accepted = distances <= limits[codes]
+            candidates = np.flatnonzero(accepted)
             rivals = np.full(len(indices), np.inf)
-            if candidates and several_people and self.ratio < 1.0:
-                for row in candidates:
-                    code = codes[row]
+            if ratio_test and len(candidates):
+                # Hide each candidate's own rows (one write for people with a single row),
+                # then one more pass over the block finds the nearest face of anyone else.
+                score[candidates, indices[candidates]] = -np.inf
+                for row in candidates[self._several_rows[codes[candidates]]].tolist():
+                    code = int(codes[row])
                     score[row, self._starts[code] : self._ends[code]] = -np.inf
-                # One more pass over the block; only the candidates' maxima are used.
                 rivals = np.sqrt(np.maximum(probe_norms - 2.0 * score.max(axis=1), 0.0))
-            accepted = set()
-            for row in candidates:
+            for row in candidates[self._negative_array[codes[candidates]]].tolist():
                 code = int(codes[row])
-                rival = float(rivals[row])
-                if self._has_negatives[code]:
-                    rival = min(rival, self._nearest_negative(block[row], code))
-                if distances[row] <= self.ratio * rival:
-                    accepted.add(row)
+                rivals[row] = min(float(rivals[row]), self._nearest_negative(block[row], code))
+            accepted &= distances <= self.ratio * rivals
             matches.extend(
-                Match(people[code] if row in accepted else None, distance)
-                for row, (code, distance) in enumerate(
-                    zip(codes.tolist(), distances.tolist(), strict=True)
+                Match(people[code] if ok else None, distance)
+                for code, distance, ok in zip(
+                    codes.tolist(), distances.tolist(), accepted.tolist(), strict=True
                 )
             )
         return matches

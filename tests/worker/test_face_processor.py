@@ -173,6 +173,11 @@ async def test_unknown_faces_are_reported_unless_disabled() -> None:
         await processor.aclose()
         assert [s.person_id for s in cp.posted] == expected
         assert all(s.crop_jpeg_b64 is None and s.best_distance is None for s in cp.posted)
+        # The track's embedding goes along: the control plane clusters strangers by it.
+        for sighting in cp.posted:
+            assert sighting.embedding_b64 is not None and sighting.embedding_model == MODEL
+            sent = np.frombuffer(base64.b64decode(sighting.embedding_b64), dtype="<f4")
+            np.testing.assert_allclose(sent, STRANGER, atol=1e-6)
 
 
 async def test_the_cameras_threshold_overrides_the_tenants() -> None:

@@ -34,10 +34,14 @@ from facefleet.api.observability.router import router as metrics_router
 from facefleet.api.people.router import router as people_router
 from facefleet.api.realtime.router import router as realtime_router
 from facefleet.api.security import PrincipalCache
+from facefleet.api.sightings.retention import PERIOD as RETENTION_PERIOD
+from facefleet.api.sightings.retention import RetentionPruner
 from facefleet.api.sightings.router import router as sightings_router
 from facefleet.api.state import AppState
 from facefleet.api.storage.db.engine import create_engine, create_sessionmaker
 from facefleet.api.storage.db.migrate import upgrade
+from facefleet.api.strangers.clusterer import StrangerClusterer
+from facefleet.api.strangers.router import router as strangers_router
 from facefleet.api.tenants.router import router as tenants_router
 from facefleet.api.webhooks.delivery import WebhookDeliverer
 from facefleet.api.webhooks.router import router as webhooks_router
@@ -129,7 +133,16 @@ def create_app(
                 tasks.append(mqtt.start())
         if leadership is not None:
             reaper = Reaper(state, leadership)
+            pruner = RetentionPruner(state, leadership)
             tasks += [
+                asyncio.create_task(StrangerClusterer(state, leadership).run_forever()),
+                asyncio.create_task(
+                    every(
+                        RETENTION_PERIOD,
+                        when_leading(leadership, pruner.run_once, "retention pruner"),
+                        "retention pruner",
+                    )
+                ),
                 asyncio.create_task(leadership.run()),
                 asyncio.create_task(
                     every(
@@ -202,6 +215,7 @@ def create_app(
     app.include_router(tenants_router)
     app.include_router(sightings_router)
     app.include_router(webhooks_router)
+    app.include_router(strangers_router)
     app.include_router(legacy_router)
     app.include_router(heartbeat_route.legacy_router)
     app.include_router(health_router)

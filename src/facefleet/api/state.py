@@ -18,6 +18,7 @@ from facefleet.api.security import PrincipalCache
 from facefleet.api.storage.db.engine import create_sessionmaker
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.storage.pending_audit import PendingAudit
+from facefleet.api.strangers.wakeup import ClustererWakeup
 from facefleet.api.tenants.gallery_versions import GalleryVersions
 from facefleet.api.unit_of_work import WorkerRef
 from facefleet.api.workers.waiting import CameraWaiters
@@ -43,6 +44,8 @@ class AppState:
     snapshots: SnapshotCache = field(default_factory=SnapshotCache)
     # Enrollment and recognition photos (upsampled: enrollment photos vary in size).
     face_engine: EngineLoader = field(default_factory=lambda: EngineLoader(upsample=1))
+    # Set when unknown sightings arrive (the stranger clusterer runs on the leader).
+    clusterer_wakeup: ClustererWakeup = field(default_factory=ClustererWakeup)
 
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     # Sessions that only read (GET requests, background reads): on SQLite they take no

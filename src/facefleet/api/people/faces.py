@@ -91,4 +91,36 @@ async def enroll_one(engine: FaceEngine, name: str, data: bytes, max_pixels: int
     )
 
 
-__all__ = ["MODEL_NAME", "EnrolledFace", "UnprocessableImage", "analyze", "enroll_one"]
+async def embed_crop(
+    engine: FaceEngine, name: str, data: bytes, max_pixels: int
+) -> npt.NDArray[np.float32] | None:
+    """The embedding of the face a sighting's crop was cut around (None: no face found).
+
+    The crop is centred on the tracked face, so of several detections the one nearest the
+    centre is it. Any detection counts: this only groups and vetoes faces, it enrolls none.
+    """
+    try:
+        image, faces = await analyze(engine, name, data, max_pixels)
+    except UnprocessableImage:
+        return None
+    if not faces:
+        return None
+    height, width = image.shape[:2]
+
+    def off_centre(face: Face) -> float:
+        box = face.box
+        return float(
+            abs((box.left + box.right - width) / 2) + abs((box.top + box.bottom - height) / 2)
+        )
+
+    return min(faces, key=off_centre).embedding
+
+
+__all__ = [
+    "MODEL_NAME",
+    "EnrolledFace",
+    "UnprocessableImage",
+    "analyze",
+    "embed_crop",
+    "enroll_one",
+]

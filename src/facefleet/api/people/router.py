@@ -1,4 +1,5 @@
-"""/v1/people, /v1/recognize, /v1/gallery and /v1/tenant/settings."""
+"""/v1/people (with erasure, merging and negative examples), /v1/recognize, /v1/gallery and
+its audit."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from facefleet.api.deps import Admin, Reader, State, Uow, WorkerOrAdmin
 from facefleet.api.errors import Forbidden, NotFound, PayloadTooLarge
 from facefleet.api.errors import error_responses as _errors
 from facefleet.api.people import schemas
+from facefleet.api.people.erasure import ErasureService
 from facefleet.api.people.faces import UnprocessableImage
+from facefleet.api.people.learning import LearningService
 from facefleet.api.people.service import GalleryService
 from facefleet.api.state import AppState
+from facefleet.api.storage.db import audit_repo
 
 router = APIRouter(tags=["gallery"])
 MAX_FILES = 20
@@ -89,6 +93,95 @@ async def update_person(
 async def delete_person(person_id: int, principal: Admin, state: State, uow: Uow) -> Response:
     await GalleryService(state).delete(uow, principal, person_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/v1/people/{person_id}/erase",
+    response_model=schemas.ErasureReceipt,
+    responses=_errors(Forbidden, NotFound),
+    summary="Erase a person: gallery, sightings, crops, negatives, stranger links; audited",
+)
+async def erase_person(
+    person_id: int, principal: Admin, state: State, uow: Uow
+) -> schemas.ErasureReceipt:
+    return await ErasureService(state).erase_person(uow, principal, person_id)
+
+
+@router.post(
+    "/v1/people/{person_id}/merge",
+    response_model=schemas.MergeResponse,
+    responses=_errors(Forbidden, NotFound),
+    summary="Merge a person into another: faces, negatives and sightings move",
+)
+async def merge_people(
+    person_id: int, body: schemas.MergePeople, principal: Admin, state: State, uow: Uow
+) -> schemas.MergeResponse:
+    return await LearningService(state).merge(uow, principal, person_id, body)
+
+
+@router.post(
+    "/v1/people/{person_id}/faces/{face_id}/move",
+    response_model=schemas.FaceOut,
+    responses=_errors(Forbidden, NotFound),
+    summary="Move a face to another person (the sighting it came from follows)",
+)
+async def move_face(
+    person_id: int,
+    face_id: int,
+    body: schemas.MoveFace,
+    principal: Admin,
+    state: State,
+    uow: Uow,
+) -> schemas.FaceOut:
+    return await LearningService(state).move_face(uow, principal, person_id, face_id, body)
+
+
+@router.get(
+    "/v1/people/{person_id}/negatives",
+    response_model=list[schemas.NegativeOut],
+    responses=_errors(Forbidden, NotFound),
+    summary="Faces an operator said are not this person",
+)
+async def list_negatives(
+    person_id: int, principal: Reader, state: State, uow: Uow
+) -> list[schemas.NegativeOut]:
+    return await LearningService(state).negatives(uow, principal, person_id)
+
+
+@router.delete(
+    "/v1/people/{person_id}/negatives/{negative_id}",
+    status_code=204,
+    response_class=Response,
+    responses=_errors(Forbidden, NotFound),
+    summary="Take back a 'not this person'",
+)
+async def remove_negative(
+    person_id: int, negative_id: int, principal: Admin, state: State, uow: Uow
+) -> Response:
+    await LearningService(state).remove_negative(uow, principal, person_id, negative_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/gallery/audit",
+    response_model=schemas.AuditPage,
+    responses=_errors(Forbidden),
+    summary="Erasures, promotions, merges and retention passes (ids and counts only)",
+)
+async def gallery_audit(
+    principal: Admin,
+    uow: Uow,
+    action: Annotated[str | None, Query(max_length=32)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> schemas.AuditPage:
+    rows, total = await audit_repo.page(uow.session, principal.tenant_id, action, offset, limit)
+    return schemas.AuditPage(
+        items=[schemas.AuditOut.model_validate(r, from_attributes=True) for r in rows],
+        total=total,
+        offset=offset,
+        limit=limit,
+    )
 
 
 @router.post(

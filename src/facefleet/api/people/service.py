@@ -3,8 +3,11 @@ that workers load. Every edit bumps the tenant's gallery version."""
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import math
 from datetime import UTC, datetime
+
+from sqlalchemy import delete
 
 from facefleet.api.errors import NotFound
 from facefleet.api.people import faces as face_work
@@ -12,7 +15,7 @@ from facefleet.api.people import schemas
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import people_repo, tenants_repo
-from facefleet.api.storage.db.models import FaceEmbedding, Person
+from facefleet.api.storage.db.models import FaceEmbedding, Person, Stranger
 from facefleet.api.tenants.gallery_versions import gallery_changed
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.face.model import EMBEDDING_DIM, MODEL_NAME
@@ -65,7 +68,7 @@ class GalleryService:
             raise PersonNotFound(f"person {person_id} does not exist in this tenant")
         return person
 
-    async def _edited(self, uow: UnitOfWork, principal: Principal) -> int:
+    async def edited(self, uow: UnitOfWork, principal: Principal) -> int:
         return await gallery_changed(self.state, uow, principal.tenant_id)
 
     async def create(
@@ -79,7 +82,7 @@ class GalleryService:
         )
         uow.session.add(person)
         await uow.session.flush()
-        await self._edited(uow, principal)
+        await self.edited(uow, principal)
         return person_out(person, 0)
 
     async def page(
@@ -99,10 +102,22 @@ class GalleryService:
     async def get(
         self, uow: UnitOfWork, principal: Principal, person_id: int
     ) -> schemas.PersonDetail:
+        import numpy as np
+
+        from facefleet.face.gallery import person_thresholds
+
         person = await self._person(uow, principal, person_id)
         faces = await people_repo.faces_of(uow.session, person.id)
+        negatives = await people_repo.negatives_of(uow.session, person.id)
+        own = person_thresholds(
+            [np.frombuffer(f.embedding, dtype="<f4") for f in faces if f.model == MODEL_NAME],
+            ["self" for f in faces if f.model == MODEL_NAME],
+        )
         return schemas.PersonDetail(
-            **person_out(person, len(faces)).model_dump(), faces=[face_out(f) for f in faces]
+            **person_out(person, len(faces)).model_dump(),
+            faces=[face_out(f) for f in faces],
+            negative_count=len(negatives),
+            match_threshold=own.get("self"),
         )
 
     async def update(
@@ -115,15 +130,22 @@ class GalleryService:
             setattr(person, field, value if value is not None or field != "attributes" else {})
         person.updated_at = datetime.now(UTC)
         await uow.session.flush()
-        await self._edited(uow, principal)
+        await self.edited(uow, principal)
         counts = await people_repo.face_counts(uow.session, [person.id])
         return person_out(person, counts.get(person.id, 0))
 
     async def delete(self, uow: UnitOfWork, principal: Principal, person_id: int) -> None:
+        """The person leaves the gallery; their sightings stay, unlabelled (erase forgets)."""
         person = await self._person(uow, principal, person_id)
+        # Strangers promoted into them link to nobody now: the links go.
+        await uow.session.execute(
+            delete(Stranger)
+            .where(Stranger.person_id == person.id)
+            .execution_options(synchronize_session=False)
+        )
         await uow.session.delete(person)
         await uow.session.flush()
-        await self._edited(uow, principal)
+        await self.edited(uow, principal)
 
     async def enroll(
         self,
@@ -139,6 +161,23 @@ class GalleryService:
         enrolled = [
             await face_work.enroll_one(engine, name, data, max_pixels) for name, data in uploads
         ]
+        rows = await self.store_faces(uow, principal, person, [(face, None) for face in enrolled])
+        version = await self.edited(uow, principal)
+        return schemas.EnrollResponse(
+            person_id=person.id, faces=[face_out(r) for r in rows], gallery_version=version
+        )
+
+    async def store_faces(
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        person: Person,
+        enrolled: list[tuple[face_work.EnrolledFace, int | None]],
+    ) -> list[FaceEmbedding]:
+        """Enrolled faces (each with the sighting it came from, if any) into the gallery.
+
+        The caller bumps the gallery version.
+        """
         rows = [
             FaceEmbedding(
                 tenant_id=principal.tenant_id,
@@ -154,16 +193,14 @@ class GalleryService:
                 sharpness=face.sharpness,
                 thumbnail=face.thumbnail or None,
                 source_name=face.source_name[:255],
+                sighting_id=sighting_id,
             )
-            for face in enrolled
+            for face, sighting_id in enrolled
         ]
         uow.session.add_all(rows)
         person.updated_at = datetime.now(UTC)
         await uow.session.flush()
-        version = await self._edited(uow, principal)
-        return schemas.EnrollResponse(
-            person_id=person.id, faces=[face_out(r) for r in rows], gallery_version=version
-        )
+        return rows
 
     async def remove_face(
         self, uow: UnitOfWork, principal: Principal, person_id: int, face_id: int
@@ -173,7 +210,7 @@ class GalleryService:
             raise FaceNotFound(f"person {person_id} has no face {face_id}")
         await uow.session.delete(face)
         await uow.session.flush()
-        await self._edited(uow, principal)
+        await self.edited(uow, principal)
 
     async def thumbnail(self, uow: UnitOfWork, principal: Principal, face_id: int) -> bytes:
         face = await people_repo.face(uow.session, principal.tenant_id, face_id)
@@ -182,18 +219,22 @@ class GalleryService:
         return face.thumbnail
 
     async def gallery(self, uow: UnitOfWork, principal: Principal) -> schemas.GalleryOut:
-        tenant = await tenants_repo.tenant(uow.session, principal.tenant_id)
-        rows = await people_repo.all_embeddings(uow.session, principal.tenant_id, MODEL_NAME)
-        names = await people_repo.names(uow.session, principal.tenant_id)
-        matrix = b"".join(emb for _, emb in rows)
-        return schemas.GalleryOut(
-            version=tenant.gallery_version,
-            model=MODEL_NAME,
-            threshold=tenant.match_threshold,
-            dim=EMBEDDING_DIM,
-            person_ids=[pid for pid, _ in rows],
-            people={str(pid): name for pid, name in names.items()},
-            embeddings_b64=base64.b64encode(matrix).decode(),
+        return await self.wire(uow, principal.tenant_id)
+
+    async def wire(self, uow: UnitOfWork, tenant_id: str) -> schemas.GalleryOut:
+        """The tenant's gallery as workers load it (and as /v1/recognize matches with)."""
+        tenant = await tenants_repo.tenant(uow.session, tenant_id)
+        rows = await people_repo.all_embeddings(uow.session, tenant_id, MODEL_NAME)
+        negatives = await people_repo.all_negatives(uow.session, tenant_id, MODEL_NAME)
+        names = await people_repo.names(uow.session, tenant_id)
+        return await asyncio.to_thread(
+            build_wire,
+            tenant.gallery_version,
+            tenant.match_threshold,
+            tenant.match_ratio,
+            rows,
+            negatives,
+            names,
         )
 
     async def recognize(
@@ -204,22 +245,14 @@ class GalleryService:
         data: bytes,
         threshold: float | None,
     ) -> schemas.RecognizeResponse:
-        tenant = await tenants_repo.tenant(uow.session, principal.tenant_id)
-        limit = threshold if threshold is not None else tenant.match_threshold
-        rows = await people_repo.all_embeddings(uow.session, principal.tenant_id, MODEL_NAME)
-        names = await people_repo.names(uow.session, principal.tenant_id)
-        import numpy as np
+        from facefleet.face.gallery import from_wire
 
-        from facefleet.face.gallery import Gallery
-
+        wire = await self.wire(uow, principal.tenant_id)
+        limit = threshold if threshold is not None else wire.threshold
         _, found = await face_work.analyze(
             await self.state.face_engine.get(), name, data, self.state.settings.max_image_pixels
         )
-        if rows:
-            matrix = np.frombuffer(b"".join(e for _, e in rows), dtype="<f4").reshape(-1, 128)
-            gallery = Gallery(matrix, [str(pid) for pid, _ in rows])
-        else:
-            gallery = Gallery.empty()
+        gallery = await asyncio.to_thread(from_wire, wire)
         matches = gallery.match([f.embedding for f in found], limit) if found else []
         out = []
         for face, match in zip(found, matches, strict=True):
@@ -233,11 +266,44 @@ class GalleryService:
                         bottom=face.box.bottom,
                     ),
                     person_id=pid,
-                    person_name=names.get(pid) if pid is not None else None,
-                    distance=None if np.isinf(match.distance) else round(match.distance, 4),
+                    person_name=wire.people.get(str(pid)) if pid is not None else None,
+                    distance=None if math.isinf(match.distance) else round(match.distance, 4),
                     known=pid is not None,
                 )
             )
         return schemas.RecognizeResponse(
-            faces=out, threshold=limit, gallery_version=tenant.gallery_version, model=MODEL_NAME
+            faces=out,
+            threshold=limit,
+            ratio=wire.ratio,
+            gallery_version=wire.version,
+            model=MODEL_NAME,
         )
+
+
+def build_wire(
+    version: int,
+    threshold: float,
+    ratio: float,
+    rows: list[tuple[int, bytes]],
+    negatives: list[tuple[int, bytes]],
+    names: dict[int, str],
+) -> schemas.GalleryOut:
+    import numpy as np
+
+    from facefleet.face.gallery import encode_matrix, person_thresholds
+
+    ids = [pid for pid, _ in rows]
+    matrix = np.frombuffer(b"".join(e for _, e in rows), dtype="<f4").reshape(-1, EMBEDDING_DIM)
+    return schemas.GalleryOut(
+        version=version,
+        model=MODEL_NAME,
+        threshold=threshold,
+        dim=EMBEDDING_DIM,
+        person_ids=ids,
+        people={str(pid): name for pid, name in names.items()},
+        embeddings_b64=encode_matrix([e for _, e in rows]),
+        ratio=ratio,
+        person_thresholds=person_thresholds(matrix, [str(pid) for pid in ids]),
+        negative_person_ids=[pid for pid, _ in negatives],
+        negatives_b64=encode_matrix([e for _, e in negatives]),
+    )

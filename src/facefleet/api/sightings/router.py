@@ -7,9 +7,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from facefleet.api.deps import CurrentWorker, Reader, State, Uow, WorkerOrAdmin
+from facefleet.api.deps import Admin, CurrentWorker, Reader, State, Uow, WorkerOrAdmin
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.people.learning import LearningService
+from facefleet.api.people.schemas import (
+    AssignResponse,
+    AssignSighting,
+    NotPerson,
+    NotPersonResponse,
+)
 from facefleet.api.sightings import schemas
 from facefleet.api.sightings.service import SightingService
 from facefleet.api.storage.db.sightings_repo import SightingFilter
@@ -45,10 +52,11 @@ async def list_sightings(
     known: Annotated[bool | None, Query(description="Only known (true) or unknown (false)")] = None,
     since: Annotated[datetime | None, Query(description="Seen at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="Seen at or before (ISO 8601)")] = None,
+    stranger_id: Annotated[int | None, Query(description="Sightings of this stranger")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.SightingPage:
-    found = SightingFilter(camera_id, person_id, known, _aware(since), _aware(until))
+    found = SightingFilter(camera_id, person_id, known, aware(since), aware(until), stranger_id)
     return await SightingService(state).page(uow, principal, found, offset, limit)
 
 
@@ -63,7 +71,31 @@ async def sighting_crop(sighting_id: int, principal: Reader, state: State, uow: 
     )
 
 
-def _aware(value: datetime | None) -> datetime | None:
+@router.post(
+    "/v1/sightings/{sighting_id}/assign",
+    response_model=AssignResponse,
+    responses=_errors(Forbidden, NotFound),
+    summary="Say who a sighting shows; its crop is enrolled (checked like a photo)",
+)
+async def assign_sighting(
+    sighting_id: int, body: AssignSighting, principal: Admin, state: State, uow: Uow
+) -> AssignResponse:
+    return await LearningService(state).assign(uow, principal, sighting_id, body)
+
+
+@router.post(
+    "/v1/sightings/{sighting_id}/not-person",
+    response_model=NotPersonResponse,
+    responses=_errors(Forbidden, NotFound),
+    summary="Say a sighting is not a person: faces that close to it no longer match them",
+)
+async def sighting_not_person(
+    sighting_id: int, body: NotPerson, principal: Admin, state: State, uow: Uow
+) -> NotPersonResponse:
+    return await LearningService(state).not_person(uow, principal, sighting_id, body)
+
+
+def aware(value: datetime | None) -> datetime | None:
     """Times without a zone are taken as UTC."""
 
     if value is None or value.tzinfo is not None:

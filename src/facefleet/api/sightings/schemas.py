@@ -20,6 +20,7 @@ class SightingOut(BaseModel):
     person_id: int | None
     person_name: str | None
     known: bool
+    stranger_id: int | None
     track_id: str
     epoch: int
     worker_id: str | None

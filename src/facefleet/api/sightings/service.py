@@ -12,11 +12,12 @@ from facefleet.api.errors import FacefleetError, NotFound, StaleEpoch
 from facefleet.api.security import Principal
 from facefleet.api.sightings import schemas
 from facefleet.api.state import AppState
-from facefleet.api.storage.db import sightings_repo
+from facefleet.api.storage.db import sightings_repo, strangers_repo
 from facefleet.api.storage.db.models import Camera, CameraLease, Sighting
 from facefleet.api.storage.db.sightings_repo import SightingFilter
 from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.unit_of_work import UnitOfWork
+from facefleet.face.model import MODEL_NAME
 
 
 class InvalidSighting(FacefleetError):
@@ -39,6 +40,15 @@ def _crop(raw: str | None, track_id: str) -> bytes | None:
     return data
 
 
+def _embedding(item: schemas.SightingIn) -> bytes | None:
+    """The worker's embedding, if it is of the gallery's model (validated by the wire model)."""
+    if item.embedding_b64 is None:
+        return None
+    if item.embedding_model not in (None, MODEL_NAME):
+        return None  # not comparable with this gallery: the crop is embedded instead
+    return base64.b64decode(item.embedding_b64)
+
+
 def sighting_out(
     s: Sighting, camera: str | None, person: str | None, worker: str | None
 ) -> schemas.SightingOut:
@@ -49,6 +59,7 @@ def sighting_out(
         person_id=s.person_id,
         person_name=person,
         known=s.person_id is not None,
+        stranger_id=s.stranger_id,
         track_id=s.track_id,
         epoch=s.epoch,
         worker_id=worker,
@@ -58,6 +69,19 @@ def sighting_out(
         frames=s.frames,
         crop_url=f"/v1/sightings/{s.id}/crop" if s.crop else None,
     )
+
+
+def _relabel(row: Sighting, person: int | None) -> int | None:
+    """The worker's (newer) identity for a tracked face; the stranger it leaves, if any."""
+    previous_stranger = None
+    if person is not None:
+        previous_stranger, row.stranger_id = row.stranger_id, None
+        row.clustering = "done"
+    elif row.stranger_id is None and row.clustering != "pending" and (row.crop or row.embedding):
+        # Unknown now (it was known, or it now has a face to cluster by).
+        row.clustering = "pending"
+    row.person_id = person
+    return previous_stranger
 
 
 class SightingService:
@@ -101,17 +125,18 @@ class SightingService:
             session, batch.camera_id, batch.epoch, [s.track_id for s in batch.sightings]
         )
         rows: list[Sighting] = []
+        left: set[int | None] = set()
         for item in batch.sightings:
             # A person deleted after the worker loaded its gallery is reported as unknown.
             person = item.person_id if item.person_id in known_people else None
             fields = {
-                "person_id": person,
                 "first_seen": to_datetime(item.first_seen),
                 "last_seen": to_datetime(item.last_seen),
                 "best_distance": item.best_distance,
                 "frames": item.frames,
             }
             crop = _crop(item.crop_jpeg_b64, item.track_id)
+            embedding = _embedding(item)
             row = previous.get(item.track_id)
             if row is None:
                 row = Sighting(
@@ -120,7 +145,10 @@ class SightingService:
                     worker_pk=live.pk,
                     epoch=batch.epoch,
                     track_id=item.track_id,
+                    person_id=person,
                     crop=crop,
+                    embedding=embedding,
+                    clustering="pending" if person is None and (crop or embedding) else "done",
                     **fields,
                 )
                 session.add(row)
@@ -129,7 +157,12 @@ class SightingService:
                     setattr(row, name, value)
                 if crop is not None:
                     row.crop = crop
+                if embedding is not None:
+                    row.embedding = embedding
+                if not row.operator_label:
+                    left.add(_relabel(row, person))
             rows.append(row)
+        await strangers_repo.refresh(session, left)
         await session.flush()
         events = [
             {
@@ -137,6 +170,7 @@ class SightingService:
                 "camera_id": row.camera_id,
                 "person_id": row.person_id,
                 "known": row.person_id is not None,
+                "stranger_id": row.stranger_id,
                 "track_id": row.track_id,
                 "first_seen": row.first_seen.timestamp(),
                 "last_seen": row.last_seen.timestamp(),
@@ -148,7 +182,11 @@ class SightingService:
         ]
         tenant_id = principal.tenant_id
 
+        clustering = any(row.clustering == "pending" for row in rows)
+
         async def publish() -> None:
+            if clustering:
+                self.state.clusterer_wakeup.set()
             for event in events:
                 await self.state.events.publish(tenant_id, "sighting", event)
 

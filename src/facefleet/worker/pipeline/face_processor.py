@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facefleet.face.engine import Box
+from facefleet.face.gallery import encode_matrix
 from facefleet.worker.pipeline.compute import CameraCompute
 from facefleet.worker.pipeline.gallery_store import GalleryStore
 from facefleet.worker.pipeline.processor import CameraRunner, Guard, MetricValue, Processed
@@ -240,6 +241,10 @@ class FaceProcessor:
             best_distance=report.best_distance,
             frames=report.frames,
             crop_jpeg_b64=crop,
+            embedding_b64=None
+            if report.embedding is None
+            else encode_matrix(report.embedding[None]),
+            embedding_model=None if report.embedding is None else self._gallery.model,
         )
 
     async def reload_gallery(self) -> None:

@@ -8,16 +8,12 @@ already held; with none held yet, the next ask retries after ``retry_after`` sec
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import numpy as np
-
-from facefleet.face.gallery import EMBEDDING_DIM, Gallery
+from facefleet.face.gallery import Gallery, from_wire
 from facefleet.worker.worker_client import GalleryData, WorkerClientError
 
 log = logging.getLogger(__name__)
@@ -39,18 +35,9 @@ def decode_gallery(data: GalleryData, expected_model: str) -> GallerySnapshot:
     if data.model != expected_model:
         # Embeddings of different models are not comparable: matching would be noise.
         raise GalleryError(f"gallery model {data.model!r}, this worker embeds {expected_model!r}")
-    if data.dim != EMBEDDING_DIM:
-        raise GalleryError(f"gallery dim {data.dim}, expected {EMBEDDING_DIM}")
     try:
-        raw = base64.b64decode(data.embeddings_b64, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise GalleryError(f"gallery embeddings are not base64: {exc}") from exc
-    rows = len(data.person_ids)
-    if len(raw) != rows * EMBEDDING_DIM * 4:
-        raise GalleryError(f"gallery holds {len(raw)} bytes, expected {rows} rows of float32")
-    matrix = np.frombuffer(raw, dtype="<f4").reshape(rows, EMBEDDING_DIM)
-    try:
-        gallery = Gallery(matrix, [str(pid) for pid in data.person_ids])
+        # The control plane's matching rule (ratio, per-person thresholds, negatives) too.
+        gallery = from_wire(data)
     except ValueError as exc:
         raise GalleryError(str(exc)) from exc
     return GallerySnapshot(gallery, data.version, data.threshold, dict(data.people))
@@ -67,6 +54,7 @@ class GalleryStore:
     ) -> None:
         self._fetch = fetch
         self._expected_model = expected_model
+        self.model = expected_model  # the embedding space of every face this worker makes
         self._retry_after = retry_after
         self._clock = clock
         self._current: GallerySnapshot | None = None

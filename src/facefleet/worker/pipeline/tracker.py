@@ -135,6 +135,9 @@ class TrackReport:
     voting_frames: int
     crop: npt.NDArray[np.uint8] | None
     final: bool
+    # The track's appearance (its voting faces' running embedding): what strangers are
+    # clustered by; None when no face of it could vote.
+    embedding: npt.NDArray[np.float32] | None = None
 
 
 @dataclass(eq=False)
@@ -266,6 +269,7 @@ class Track:
             voting_frames=self.voting_frames,
             crop=self.crop,
             final=final,
+            embedding=self.embedding.copy() if self.has_voted else None,
         )
 
 

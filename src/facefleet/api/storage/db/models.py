@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -81,6 +82,11 @@ class Tenant(Base):
     match_threshold: Mapped[float] = mapped_column(Float, default=0.6, server_default="0.6")
     # Bumped on every gallery edit; workers reload when the number they hold is older.
     gallery_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The ratio test of the matching rule (facefleet.face.gallery).
+    match_ratio: Mapped[float] = mapped_column(Float, default=0.8, server_default="0.8")
+    # Days sightings, and their face crops and embeddings, are kept (None: until deleted).
+    sighting_retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    crop_retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class ApiKey(Base):
@@ -240,6 +246,11 @@ class Person(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# 64-bit ids for the tables that grow without bound; SQLite's INTEGER is 64-bit already and
+# only "INTEGER PRIMARY KEY" is its rowid.
+BIG_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
 class FaceEmbedding(Base):
     """One enrolled face: its embedding (float32 bytes) and the model that made it."""
 
@@ -255,6 +266,10 @@ class FaceEmbedding(Base):
     thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     source_name: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The sighting whose crop was enrolled (None for an uploaded photo).
+    sighting_id: Mapped[int | None] = mapped_column(
+        BIG_ID, ForeignKey("sightings.id", ondelete="SET NULL"), default=None, index=True
+    )
 
 
 class Sighting(Base):
@@ -265,11 +280,17 @@ class Sighting(Base):
         UniqueConstraint("camera_id", "epoch", "track_id"),
         Index("ix_sightings_tenant_time", "tenant_id", "first_seen"),
         Index("ix_sightings_person_time", "person_id", "first_seen"),
+        Index("ix_sightings_stranger_time", "stranger_id", "first_seen"),
+        # The stranger clusterer's queue: few rows, found without scanning the table.
+        Index(
+            "ix_sightings_pending",
+            "id",
+            sqlite_where=text("clustering = 'pending'"),
+            postgresql_where=text("clustering = 'pending'"),
+        ),
         AUTOINCREMENT,
     )
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"), index=True)
     person_id: Mapped[int | None] = mapped_column(
@@ -286,12 +307,21 @@ class Sighting(Base):
     frames: Mapped[int] = mapped_column(Integer, default=1)
     crop: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The track's face embedding (float32, the gallery's model): sent by the worker, or
+    # computed by the stranger clusterer from the crop.
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    stranger_id: Mapped[int | None] = mapped_column(
+        ForeignKey("strangers.id", ondelete="SET NULL"), default=None
+    )
+    # pending: an unknown face waiting for the stranger clusterer; done; no_face: nothing
+    # to cluster by (no embedding, and no face found in the crop).
+    clustering: Mapped[str] = mapped_column(String(16), default="done", server_default="done")
+    # An operator said who this is (or is not): the worker's later updates keep that.
+    operator_label: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 def _big_id() -> Mapped[int]:
-    return mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    return mapped_column(BIG_ID, primary_key=True, autoincrement=True)
 
 
 class OutboxEvent(Base):
@@ -379,3 +409,59 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
     response_excerpt: Mapped[str] = mapped_column(String(500), default="")
+
+
+class Stranger(Base):
+    """Unknown sightings of one face, clustered incrementally: a repeat visitor.
+
+    Once promoted to a person, the row stays as a link (``person_id``) without its centroid.
+    """
+
+    __tablename__ = "strangers"
+    __table_args__ = (Index("ix_strangers_tenant_seen", "tenant_id", "last_seen"), AUTOINCREMENT)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(64))
+    # The mean of the embeddings clustered into it (float32); None once promoted.
+    centroid: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    members: Mapped[int] = mapped_column(Integer, default=0)
+    sightings: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen: Mapped[datetime] = mapped_column()
+    last_seen: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), default=None, index=True
+    )
+    promoted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class NegativeExample(Base):
+    """A face an operator said is not this person: no face that close to it matches them."""
+
+    __tablename__ = "negative_examples"
+    __table_args__ = AUTOINCREMENT
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    sighting_id: Mapped[int | None] = mapped_column(
+        BIG_ID, ForeignKey("sightings.id", ondelete="SET NULL"), default=None, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GalleryAudit(Base):
+    """Erasures, promotions and retention passes: ids and counts, never biometric data."""
+
+    __tablename__ = "gallery_audit"
+    __table_args__ = (Index("ix_gallery_audit_tenant", "tenant_id", "id"), AUTOINCREMENT)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(32))
+    # No foreign keys: the audit outlives what it describes.
+    person_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    stranger_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    key_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facefleet.api.storage.db.models import FaceEmbedding, Person
+from facefleet.api.storage.db.models import FaceEmbedding, NegativeExample, Person
 
 
 async def get(session: AsyncSession, tenant_id: str, person_id: int) -> Person | None:
@@ -71,3 +71,33 @@ async def names(session: AsyncSession, tenant_id: str) -> dict[int, str]:
         select(Person.id, Person.name).where(Person.tenant_id == tenant_id)
     )
     return {pid: name for pid, name in rows}
+
+
+async def all_negatives(
+    session: AsyncSession, tenant_id: str, model: str
+) -> list[tuple[int, bytes]]:
+    rows = await session.execute(
+        select(NegativeExample.person_id, NegativeExample.embedding)
+        .where(NegativeExample.tenant_id == tenant_id, NegativeExample.model == model)
+        .order_by(NegativeExample.id)
+    )
+    return [(pid, emb) for pid, emb in rows]
+
+
+async def negatives_of(session: AsyncSession, person_id: int) -> list[NegativeExample]:
+    rows = await session.scalars(
+        select(NegativeExample)
+        .where(NegativeExample.person_id == person_id)
+        .order_by(NegativeExample.id)
+    )
+    return list(rows.all())
+
+
+async def negative(
+    session: AsyncSession, tenant_id: str, negative_id: int
+) -> NegativeExample | None:
+    return await session.scalar(
+        select(NegativeExample).where(
+            NegativeExample.tenant_id == tenant_id, NegativeExample.id == negative_id
+        )
+    )

@@ -7,7 +7,9 @@ seeded random schedule injects each fault once, in a random order, with random t
 kill -9 a worker, SIGTERM a worker, SIGSTOP a worker for longer than the lease TTL,
 kill -9 a replica and restart it, restart redis-server (it comes back empty), SIGSTOP
 PostgreSQL for a few seconds, restart one replica with its clock 5 s off (Debian's
-libfaketime), and give a camera a URL no worker can open. Operators send commands all along.
+libfaketime), give a camera a URL no worker can open, and have the load balancer cut
+connections at random for ten seconds, some only on the replica's side (the worker's end
+left open and silent). Operators send commands all along.
 
 From the workers' own record of every frame they processed and from the database, the
 checker asserts and prints: camera-seconds in which two workers processed one camera (0),
@@ -325,6 +327,24 @@ def unopenable_url(fleet: Fleet, rng: random.Random) -> Callable[[], None]:
     return lambda: None
 
 
+def flaky_load_balancer(fleet: Fleet, rng: random.Random) -> Callable[[], None]:
+    # For ten seconds the load balancer between workers and replicas cuts connections at
+    # random: some on both sides, some only on the replica's side, the worker's left open
+    # and silent (the replica sees its presence stream end; the worker hears nothing).
+    dropped, silenced = fleet.proxy.dropped, fleet.proxy.silenced
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        time.sleep(rng.uniform(0.2, 1.0))
+        if rng.random() < 0.5:
+            fleet.proxy.drop_some(rng, 0.5)
+        else:
+            fleet.proxy.silence_some(rng, 0.5)
+    assert fleet.proxy.dropped > dropped and fleet.proxy.silenced > silenced
+    # Then it restarts: no silent connection outlives the fault (the checker's own included).
+    fleet.proxy.drop()
+    return lambda: None
+
+
 def _patch(fleet: Fleet, camera_id: int, url: str) -> None:
     resp = fleet.admin.patch(f"/v1/cameras/{camera_id}", json={"source_url": url})
     assert resp.status_code == 200, resp.text
@@ -339,6 +359,7 @@ FAULTS: dict[str, Callable[[Fleet, random.Random], Callable[[], None]]] = {
     "SIGSTOP PostgreSQL": sigstop_postgres,
     "a replica's clock 5 s off": skew_replica_clock,
     "a URL no worker can open": unopenable_url,
+    "a load balancer dropping connections": flaky_load_balancer,
 }
 
 

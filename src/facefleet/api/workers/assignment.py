@@ -90,8 +90,11 @@ class AssignmentService:
                     raise not_registered(live.worker_id)
                 async with transaction(self.state.sessions, self.state.repairs) as uow:
                     answer = await self._request_once(uow, principal, current)
-                if answer.assignment is not None or answer.reason != NO_FREE_CAMERA:
+                if answer.assignment is not None:
+                    waiters.done(waiter)
                     return answer
+                if answer.reason != NO_FREE_CAMERA:
+                    return answer  # leaving the queue passes its turn on
                 if woken:
                     waiters.pass_on(principal.tenant_id, waiter)
         return answer

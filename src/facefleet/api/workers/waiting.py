@@ -2,11 +2,12 @@
 
 A camera request may wait (``?wait=``) instead of being told to ask again later. While any
 worker of a tenant waits here, this replica follows the tenant's events (from every replica,
-through the event broker): a camera released, added or changed wakes the worker that has
-waited longest, which tries to claim it; if it finds nothing that fits it passes the turn to
-the next one. Waiters also look again every ``recheck`` seconds, for what no event announces
-(a hold or a failing camera's backoff running out). Between replicas the database decides:
-the first claim wins, and the others keep waiting.
+through the event broker): each camera released, added or changed wakes the worker that has
+waited longest and is not awake already, which tries to claim it; if it leaves without one
+(nothing fits it, or it is stopping), it passes the turn to the next one, so a turn is never
+lost with a waiter that could not use it. Waiters also look again every ``recheck`` seconds,
+for what no event announces (a hold or a failing camera's backoff running out). Between
+replicas the database decides: the first claim wins, and the others keep waiting.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
 from facefleet.api.events.broker import EventBroker
@@ -28,6 +29,8 @@ class Waiter:
     since: int  # arrival order: longest waiting first
     worker_id: str = field(compare=False)
     woken: asyncio.Event = field(default_factory=asyncio.Event, compare=False)
+    # Woken and not done with it: a camera may be free that this waiter has not claimed.
+    turn: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -48,7 +51,8 @@ class CameraWaiters:
 
     @contextlib.asynccontextmanager
     async def queued(self, tenant_id: str, worker_id: str) -> AsyncIterator[Waiter]:
-        """A place in the tenant's queue for as long as the block runs."""
+        """A place in the tenant's queue for as long as the block runs. A waiter leaving with
+        a turn it did not use (``Waiter.turn``) hands it to the next one."""
         tenant = self._tenants.setdefault(tenant_id, _Tenant())
         waiter = Waiter(next(self._order), worker_id)
         tenant.waiters.append(waiter)
@@ -57,6 +61,8 @@ class CameraWaiters:
         try:
             yield waiter
         finally:
+            if waiter.turn or waiter.woken.is_set():
+                self.pass_on(tenant_id, waiter)
             tenant.waiters.remove(waiter)
             if not tenant.waiters and tenant.listener is not None:
                 tenant.listener.cancel()
@@ -69,21 +75,32 @@ class CameraWaiters:
                 await waiter.woken.wait()
         woken = waiter.woken.is_set()
         waiter.woken.clear()
+        waiter.turn = waiter.turn or woken
         return woken
 
     def pass_on(self, tenant_id: str, waiter: Waiter) -> None:
-        """``waiter`` was woken but found nothing it can take: the next one tries."""
+        """``waiter`` was woken but takes nothing: the next one not awake tries."""
+        waiter.turn = False
         tenant = self._tenants.get(tenant_id)
-        if tenant is None:
-            return
-        later = [w for w in sorted(tenant.waiters) if w.since > waiter.since]
-        if later:
-            later[0].woken.set()
+        if tenant is not None:
+            self._wake_first(w for w in tenant.waiters if w.since > waiter.since)
+
+    def done(self, waiter: Waiter) -> None:
+        """``waiter`` used its turn (it claimed a camera)."""
+        waiter.turn = False
+        waiter.woken.clear()
 
     def wake(self, tenant_id: str) -> None:
+        """One camera may be free: the longest waiting that is not awake already tries."""
         tenant = self._tenants.get(tenant_id)
-        if tenant and tenant.waiters:
-            min(tenant.waiters).woken.set()
+        if tenant is not None:
+            self._wake_first(tenant.waiters)
+
+    @staticmethod
+    def _wake_first(candidates: Iterable[Waiter]) -> None:
+        asleep = [w for w in candidates if not w.woken.is_set() and not w.turn]
+        if asleep:
+            min(asleep).woken.set()
 
     async def _listen(self, tenant_id: str, tenant: _Tenant) -> None:
         while True:

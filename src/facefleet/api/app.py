@@ -149,6 +149,7 @@ def create_app(
                         settings.reaper_period,
                         when_leading(leadership, reaper.run_once, "reaper"),
                         "reaper",
+                        state.reaper_alarm,
                     )
                 ),
                 asyncio.create_task(every(settings.flush_period, flusher.run_once, "flusher")),

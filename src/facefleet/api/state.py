@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from facefleet.api.background.alarm import Alarm
 from facefleet.api.config import Settings
 from facefleet.api.events.broker import EventBroker, MemoryEventBroker
 from facefleet.api.events.digest import StatsDigest
@@ -18,7 +19,6 @@ from facefleet.api.security import PrincipalCache
 from facefleet.api.storage.db.engine import create_sessionmaker
 from facefleet.api.storage.hot.base import HotStore
 from facefleet.api.storage.pending_audit import PendingAudit
-from facefleet.api.strangers.wakeup import ClustererWakeup
 from facefleet.api.tenants.gallery_versions import GalleryVersions
 from facefleet.api.unit_of_work import WorkerRef
 from facefleet.api.workers.waiting import CameraWaiters
@@ -45,7 +45,10 @@ class AppState:
     # Enrollment and recognition photos (upsampled: enrollment photos vary in size).
     face_engine: EngineLoader = field(default_factory=lambda: EngineLoader(upsample=1))
     # Set when unknown sightings arrive (the stranger clusterer runs on the leader).
-    clusterer_wakeup: ClustererWakeup = field(default_factory=ClustererWakeup)
+    clusterer_wakeup: Alarm = field(default_factory=Alarm)
+    # Brought forward to when a worker whose presence broke off here expires; only the
+    # leader's reaper sleeps on it (a break another replica saw waits for the next period).
+    reaper_alarm: Alarm = field(default_factory=Alarm)
 
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     # Sessions that only read (GET requests, background reads): on SQLite they take no

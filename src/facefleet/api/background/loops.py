@@ -11,6 +11,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from facefleet.api.background.alarm import Alarm
+
 log = logging.getLogger(__name__)
 
 # A database or Redis that does not answer: expected during an outage, retried next pass.
@@ -31,7 +33,10 @@ def outage(exc: BaseException) -> str | None:
     return None
 
 
-async def every(period: float, action: Callable[[], Awaitable[Any]], name: str) -> None:
+async def every(
+    period: float, action: Callable[[], Awaitable[Any]], name: str, alarm: Alarm | None = None
+) -> None:
+    """Run ``action`` every ``period`` seconds, or sooner when ``alarm`` goes off."""
     while True:
         try:
             await action()
@@ -42,4 +47,7 @@ async def every(period: float, action: Callable[[], Awaitable[Any]], name: str) 
                 log.warning("%s pass failed: a dependency is unavailable (%s)", name, reason)
             else:
                 log.exception("%s pass failed", name)
-        await asyncio.sleep(period)
+        if alarm is None:
+            await asyncio.sleep(period)
+        else:
+            await alarm.wait(period)

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/workers", tags=["workers"])
 BEAT = b"."
 GOODBYE = b"!"  # this replica is stopping: not a loss
+ALARM_SLACK = 0.02
 
 
 class PresenceStream(Response):
@@ -81,6 +82,9 @@ class PresenceStream(Response):
             now=state.clock(),
             grace=settings.presence_grace,
         )
+        # The grace is timed on the control plane's clock, the alarm on the event loop's: a
+        # pass a little late is sure to find the worker expired.
+        state.reaper_alarm.after(settings.presence_grace + ALARM_SLACK)
         log.info(
             "presence of %s/%s broke off; it expires in %.1fs unless it comes back",
             worker.tenant_id,

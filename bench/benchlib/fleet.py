@@ -76,12 +76,31 @@ class Fleet:
             FACEFLEET_WORKER_API_URL=self.url,
             FACEFLEET_WORKER_API_KEY=self.keys().worker,
             FACEFLEET_WORKER_STATE_DIR=str(home / "state"),
+            FACEFLEET_WORKER_FRAME_LOG=str(self.frame_log(worker_id)),
         )
         argv = facefleet_argv("worker")
         child = spawn(f"worker-{worker_id}", argv, env=env, cwd=home, log_dir=self.workdir)
         self.children.append(child)
         self.workers[worker_id] = child
         return child
+
+    def frame_log(self, worker_id: str) -> Path:
+        """Where the worker records every frame it processes (start, end, camera, epoch)."""
+        return self.workdir / f"frames-{worker_id}.log"
+
+    def first_frame_after(self, worker_id: str, camera_id: int, after: float) -> float | None:
+        """When the worker started processing its first frame of the camera after ``after``
+        (wall clock, from its frame log)."""
+        try:
+            lines = self.frame_log(worker_id).read_text().splitlines()
+        except FileNotFoundError:
+            return None
+        starts = [
+            float(parts[0])
+            for parts in (line.split() for line in lines)
+            if len(parts) == 5 and int(parts[3]) == camera_id and float(parts[0]) > after
+        ]
+        return min(starts, default=None)
 
     def alive_workers(self) -> set[str]:
         return {wid for wid, child in self.workers.items() if child.alive}

@@ -88,7 +88,9 @@ def create_app(
         sessions = create_sessionmaker(engine)
         # Every event an integration takes is written to the outbox by the replica that
         # published it; the leader sends it (MQTT, webhooks).
-        recorder = EventRecorder(sessions, settings, metrics)
+        recorder = EventRecorder(
+            sessions, create_sessionmaker(engine, read_only=True), settings, metrics
+        )
         state = AppState(
             settings=settings,
             engine=engine,

@@ -19,7 +19,7 @@ from facefleet.api.integrations.catalog import EVENT_TYPES, MQTT_KINDS
 from facefleet.api.integrations.payloads import enrich
 from facefleet.api.observability.metrics import Metrics
 from facefleet.api.storage.db import outbox_repo, webhooks_repo
-from facefleet.api.storage.db.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from facefleet.api.storage.db.models import OutboxEvent, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +87,14 @@ class EventRecorder:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
+        reads: async_sessionmaker[AsyncSession],
         settings: Settings,
         metrics: Metrics,
     ) -> None:
         self._sessions = sessions
+        # Which endpoints take an event is read without the write lock (on SQLite every
+        # write transaction holds it from its start): most events go to no integration.
+        self._reads = reads
         self._mqtt = settings.mqtt_url is not None
         self._public_url = settings.public_url
         self._metrics = metrics
@@ -160,20 +164,21 @@ class EventRecorder:
 
     async def _write(self, batch: list[_Published]) -> tuple[bool, bool]:
         """Record ``batch``; whether it gave MQTT and webhooks anything to send."""
-        mqtt_any = webhooks_any = False
+        async with self._reads() as session:
+            tenants = {event.tenant_id for event in batch}
+            endpoints = {t: await webhooks_repo.enabled(session, t) for t in sorted(tenants)}
+        routed: list[tuple[_Published, bool, list[int]]] = []
+        for event in batch:
+            mqtt = self._mqtt and event.kind in MQTT_KINDS
+            subscribed = [
+                e.id for e in endpoints[event.tenant_id] if webhooks_repo.takes(e, event.kind)
+            ]
+            if mqtt or subscribed:
+                routed.append((event, mqtt, subscribed))
+        if not routed:
+            return False, False
         async with self._sessions() as session:
-            endpoints: dict[str, list[WebhookEndpoint]] = {}
-            for event in batch:
-                if event.tenant_id not in endpoints:
-                    endpoints[event.tenant_id] = await webhooks_repo.enabled(
-                        session, event.tenant_id
-                    )
-                subscribed = [
-                    e.id for e in endpoints[event.tenant_id] if webhooks_repo.takes(e, event.kind)
-                ]
-                mqtt = self._mqtt and event.kind in MQTT_KINDS
-                if not mqtt and not subscribed:
-                    continue
+            for event, mqtt, subscribed in routed:
                 await record_event(
                     session,
                     tenant_id=event.tenant_id,
@@ -184,8 +189,5 @@ class EventRecorder:
                     public_url=self._public_url,
                     endpoint_ids=subscribed,
                 )
-                mqtt_any = mqtt_any or mqtt
-                webhooks_any = webhooks_any or bool(subscribed)
-            if mqtt_any or webhooks_any:
-                await session.commit()
-        return mqtt_any, webhooks_any
+            await session.commit()
+        return any(mqtt for _, mqtt, _ in routed), any(subs for _, _, subs in routed)

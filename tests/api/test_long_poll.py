@@ -10,7 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from facefleet.api.clock import to_datetime
 from facefleet.api.security import Role
+from facefleet.api.storage.db import leases_repo, workers_repo
 from tests.conftest import Backend
 from tests.fixtures.harness import (
     Api,
@@ -163,3 +165,20 @@ async def test_cameras_freed_together_go_to_as_many_waiting_workers(api: Api) ->
     async with asyncio.timeout(ANSWERED_WITHIN):
         answers = await asyncio.gather(*polls)
     assert sorted(a.json()["assignment"]["camera_id"] for a in answers) == sorted(cameras)
+
+
+async def test_a_worker_the_database_took_offline_cannot_take_its_camera_back(api: Api) -> None:
+    # The reaper's transaction (offline, cameras freed) commits before the hot record goes:
+    # a request in that gap, from a process that may be dead, must be refused.
+    holder, waiter, camera_id, _ = await holder_and_waiter(api)
+    state = api.state
+    live = await state.hot.get_worker(holder.tenant.id, holder.worker_id)
+    assert live is not None
+    async with state.sessions() as session:
+        await leases_repo.release_all(session, live.pk, to_datetime(state.clock()))
+        await workers_repo.set_status(session, live.pk, "offline")
+        await session.commit()
+    refused = await holder.request_camera()
+    assert refused.status_code == 404, refused.text
+    answer = await waiter.request_camera()
+    assert answer.json()["assignment"]["camera_id"] == camera_id

@@ -25,7 +25,7 @@ from facefleet.api.storage.hot.base import LiveWorker
 from facefleet.api.unit_of_work import UnitOfWork, transaction, written
 from facefleet.api.workers import schemas
 from facefleet.api.workers.identity import not_registered
-from facefleet.protocol.enums import WorkerStatus
+from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 
 def assignment_of(
@@ -45,6 +45,7 @@ def assignment_of(
 
 
 NO_FREE_CAMERA = "no free camera matches this worker"
+LIVE_ROWS = frozenset(status.value for status in LIVE_STATUSES)
 # The longest a camera request may wait for a camera.
 MAX_WAIT = 60.0
 
@@ -115,7 +116,11 @@ class AssignmentService:
             )
 
         session = uow.session
-        if await leases_repo.lock_worker(session, live.pk) is None:
+        row = await leases_repo.lock_worker(session, live.pk)
+        # The locked row judges, not the hot record: the reaper takes a worker offline and
+        # frees its cameras in one transaction before its hot record goes, and a request
+        # parked meanwhile (the process may be dead) must not take them back.
+        if row is None or row.session_hash != live.session_hash or row.status not in LIVE_ROWS:
             raise not_registered(worker_id)
         threshold = await self._threshold(uow, principal)
         held = await self._held(session, principal, live, threshold)

@@ -348,7 +348,10 @@ async def recall(size: int, data: Any) -> tuple[set[str], set[str]]:
     settings = WorkerSettings()
     stream = CompositeStream(sprites(), size, fps=FPS)
     recorder = Recorder(data)
-    clock = {"t": 0.0}
+    # A wall clock of the stream's own time, from a real date: sightings must be after 1970
+    # even though a frame's processing latency is taken off its capture time.
+    start = time.time()
+    clock = {"t": start}
     processor = FaceProcessor(
         ThreadCompute(compute_spec(settings), 1).camera(),
         GalleryStore(recorder.get_gallery, "dlib_resnet_v1"),
@@ -358,7 +361,7 @@ async def recall(size: int, data: Any) -> tuple[set[str], set[str]]:
     )
     await processor.reload_gallery()
     for index in range(15):
-        clock["t"] = index / FPS
+        clock["t"] = start + index / FPS
         await processor.process(Frame(index + 1, stream.frame(index), time.monotonic()))
         await processor.idle()
     await processor.aclose()

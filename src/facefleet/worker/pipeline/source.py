@@ -440,6 +440,7 @@ class FrameSource:
             with self._cond:
                 session.opened = True
                 session.last_frame_at = time.monotonic()
+                self._cond.notify_all()  # the watchdog's deadline is now the stall one
             self._read_loop(session, cap)
         except Exception as exc:
             self._finish(session, "failed", f"{type(exc).__name__}: {exc}")
@@ -506,7 +507,8 @@ class FrameSource:
             session.frames += 1
             session.last_frame_at = now
             self._set_state(StreamState.STREAMING)
-            self._cond.notify_all()
+            # No notify: the watchdog, the only one waiting on the condition, would only
+            # find its deadline later; it wakes at the old one and waits again.
             self._wake_async_waiters()
 
     def _finish(

@@ -125,11 +125,15 @@ async def test_a_dead_process_fails_its_requests_and_is_replaced(photo: Image) -
         compute.stop()
 
 
-async def test_the_worker_says_which_dlib_it_runs(caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_worker_says_which_dlib_and_embedder_it_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="facefleet.worker")
     settings = WorkerSettings(face_processes=0)
     compute = await load_engine(settings)
     assert str(dlib_build()) in compute.description
+    assert compute.embedder.startswith("numpy ResNet (numpy ")
+    assert f"embeddings: {compute.embedder}" in compute.description
     detector = detector_name(settings)
     assert detector == ("yunet-hog" if yunet_available() else "hog")
     assert f"face pipeline: {detector} detector, {available_cores()} threads" in caplog.text
@@ -146,7 +150,25 @@ async def test_the_worker_says_which_dlib_it_runs(caplog: pytest.LogCaptureFixtu
     outbox = SightingOutbox(LocalStore(":memory:"), client)
     runner = FacePipeline(client, compute, outbox).runner(assignment)
     assert runner.metrics()["dlib_build"] == str(dlib_build())
+    assert runner.metrics()["embedder"] == compute.embedder
     assert str(dlib_build()) in caplog.text
+    assert compute.embedder in caplog.text
+
+
+async def test_each_process_reports_its_embedder() -> None:
+    numpy_pool = ProcessCompute(ComputeSpec(), processes=1)
+    dlib_pool = ProcessCompute(ComputeSpec(embedder="dlib"), processes=1)
+    await asyncio.gather(asyncio.to_thread(numpy_pool.start), asyncio.to_thread(dlib_pool.start))
+    try:
+        # The processes start with OPENBLAS_NUM_THREADS=1 (unless set): one BLAS thread.
+        threads = os.environ.get("OPENBLAS_NUM_THREADS", "1")
+        assert numpy_pool.embedder.startswith("numpy ResNet (")
+        assert numpy_pool.embedder.endswith(f", {threads} thread{'s' * (threads != '1')})")
+        assert dlib_pool.embedder == f"dlib ResNet ({dlib_build()})"
+        assert "embeddings: dlib ResNet" in dlib_pool.description
+    finally:
+        numpy_pool.stop()
+        dlib_pool.stop()
 
 
 def test_capacity_follows_the_cores() -> None:

@@ -1,4 +1,5 @@
-"""Embeddings of faces already found: dlib's 5-point landmarks and ResNet descriptor.
+"""Embeddings of faces already found: dlib's 5-point landmarks, then the ResNet descriptor
+(facefleet.face.descriptor: numpy's by default, dlib's own as the fallback).
 
 Each face is embedded from a crop around its box, converted to RGB on its own, so a 1080p
 frame is never converted whole for a face of 60 pixels. The embedding is the one
@@ -15,8 +16,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from facefleet.face.descriptor import DescriptorName, load_descriptor
 from facefleet.face.engine import Box
-from facefleet.face.model import EMBEDDING_DIM
 
 Image = npt.NDArray[np.uint8]
 # Margin around the box, in box sizes: dlib's aligned chip reaches about 0.25 past the
@@ -25,27 +26,35 @@ CROP_MARGIN = 0.6
 
 
 class FaceEmbedder:
-    """Thread-safe: each thread gets its own copy of the models (the ResNet keeps state)."""
+    """Thread-safe: each thread gets its own landmark model (dlib's objects keep state).
 
-    def __init__(self) -> None:
+    ``descriptor`` picks the ResNet's implementation (facefleet.face.descriptor): numpy's
+    unless it fails its start-up check, then dlib's; ``descriptor_name`` says which runs.
+    """
+
+    def __init__(self, descriptor: DescriptorName = "numpy") -> None:
         import dlib
         import face_recognition_models
 
         self._dlib = dlib
         self._predictor_path = face_recognition_models.pose_predictor_five_point_model_location()
-        self._encoder_path = face_recognition_models.face_recognition_model_location()
         self._local = threading.local()
-        self._models()  # load now, in the caller's thread: a bad install fails at start-up
+        self._predictor()  # load now, in the caller's thread: a bad install fails at start-up
+        self.descriptor = load_descriptor(descriptor)
 
-    def _models(self) -> tuple[Any, Any]:
-        models: tuple[Any, Any] | None = getattr(self._local, "models", None)
-        if models is None:
-            models = (
-                self._dlib.shape_predictor(self._predictor_path),
-                self._dlib.face_recognition_model_v1(self._encoder_path),
-            )
-            self._local.models = models
-        return models
+    @property
+    def descriptor_name(self) -> str:
+        return self.descriptor.name
+
+    @property
+    def description(self) -> str:
+        return self.descriptor.description
+
+    def _predictor(self) -> Any:
+        predictor = getattr(self._local, "predictor", None)
+        if predictor is None:
+            predictor = self._local.predictor = self._dlib.shape_predictor(self._predictor_path)
+        return predictor
 
     def embed(self, frame_bgr: Image, boxes: Sequence[Box]) -> npt.NDArray[np.float32]:
         """Embeddings (len(boxes), 128) of the given boxes of a BGR frame."""
@@ -53,14 +62,13 @@ class FaceEmbedder:
 
     def embed_crops(self, crops: Sequence[tuple[Image, Box]]) -> npt.NDArray[np.float32]:
         """Embeddings of face_crop() results: a crop (BGR) and the face's box inside it."""
-        out = np.empty((len(crops), EMBEDDING_DIM), dtype=np.float32)
-        predictor, encoder = self._models()
-        for index, (crop_bgr, box) in enumerate(crops):
-            crop = np.ascontiguousarray(cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2RGB))
+        predictor = self._predictor()
+        faces: list[tuple[Image, Any]] = []
+        for crop_bgr, box in crops:
+            crop = np.ascontiguousarray(cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
             rect = self._dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
-            descriptor = encoder.compute_face_descriptor(crop, predictor(crop, rect))
-            out[index] = np.asarray(descriptor, dtype=np.float32)
-        return out
+            faces.append((crop, predictor(crop, rect)))
+        return self.descriptor.compute(faces)
 
 
 def face_crop(frame_bgr: Image, box: Box) -> tuple[Image, Box]:

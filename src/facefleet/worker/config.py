@@ -75,6 +75,13 @@ class WorkerSettings(BaseSettings):
         "libfacedetection CNN) proposes, HOG confirms on small crops. yunet: YuNet alone, "
         "which also finds turned faces, each then costing embeddings. cnn: dlib's MMOD.",
     )
+    face_embedder: Literal["numpy", "dlib"] = Field(
+        default="numpy",
+        description="numpy: dlib's face ResNet computed with numpy's OpenBLAS, about 6x "
+        "faster than the dlib-bin wheel's (docs/performance.md); each process checks it "
+        "against dlib's at start-up and uses dlib's, with a warning, if they differ. "
+        "dlib: dlib's own.",
+    )
     face_search_min_size: int = Field(
         default=40,
         ge=8,

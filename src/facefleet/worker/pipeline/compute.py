@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from facefleet.face.descriptor import DescriptorName
 from facefleet.face.detectors import Detection, DetectorName, make_detector
 from facefleet.face.engine import Box, Face
 from facefleet.face.finder import FinderConfig
@@ -64,6 +65,7 @@ class ComputeSpec:
 
     detector: DetectorName = "hog"
     detection_threshold: float | None = None
+    embedder: DescriptorName = "numpy"
     finder: FinderConfig = field(default_factory=FinderConfig)
 
 
@@ -99,12 +101,17 @@ class FaceCompute(Protocol):
 
     @property
     def description(self) -> str:
-        """Detector, workers and dlib build, for the start-up log."""
+        """Detector, workers, dlib build and embedder, for the start-up log."""
         ...
 
     @property
     def build(self) -> str:
         """The dlib build the work runs on (facefleet.face.build), for the metrics."""
+        ...
+
+    @property
+    def embedder(self) -> str:
+        """What computes the face descriptors (facefleet.face.descriptor), for the metrics."""
         ...
 
     def camera(self) -> CameraCompute: ...
@@ -118,7 +125,7 @@ class _Work:
 
         self.spec = spec
         self.detector = make_detector(spec.detector, spec.detection_threshold)
-        self.embedder = FaceEmbedder()
+        self.embedder = FaceEmbedder(spec.embedder)
         self._finders: dict[int, Any] = {}
 
     def find(self, camera: int, frame: Image, hints: Sequence[Box]) -> FrameFaces:
@@ -180,7 +187,7 @@ def _serve(conn: Connection, spec: ComputeSpec) -> None:
     except Exception as exc:
         conn.send(("failed", 0, f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", 0, str(dlib_build())))
+    conn.send(("ready", 0, (str(dlib_build()), work.embedder.description)))
     while True:
         try:
             message = conn.recv()
@@ -218,6 +225,7 @@ class _Process:
         child.close()
         self.cameras = 0
         self.build = ""
+        self.embedder = ""
         self.alive = True
         self._ready = threading.Event()
         self._error = ""
@@ -231,12 +239,13 @@ class _Process:
             target=self._receive_loop, name=f"{self.process.name} recv", daemon=True
         ).start()
 
-    def wait_ready(self, timeout: float) -> str:
+    def wait_ready(self, timeout: float) -> tuple[str, str]:
+        """The dlib build and the embedder the process runs, once it has loaded them."""
         if not self._ready.wait(timeout):
             raise ComputeError(f"{self.process.name} did not load its models in {timeout:g}s")
         if self._error:
             raise ComputeError(f"{self.process.name} failed to start: {self._error}")
-        return self.build
+        return self.build, self.embedder
 
     @property
     def queued(self) -> int:
@@ -281,8 +290,12 @@ class _Process:
                 kind, request, value = self.conn.recv()
             except (EOFError, OSError):
                 break
-            if kind in ("ready", "failed"):
-                self.build, self._error = (value, "") if kind == "ready" else ("", value)
+            if kind == "ready":
+                self.build, self.embedder = value
+                self._ready.set()
+                continue
+            if kind == "failed":
+                self._error = value
                 self._ready.set()
                 continue
             with self._lock:
@@ -329,17 +342,23 @@ class ProcessCompute:
         self.requests = itertools.count(1)
         self._lock = threading.Lock()
         self.build = ""
+        self.embedder = ""
 
     @property
     def description(self) -> str:
-        return f"{self.spec.detector} detector, {self.processes} processes, {self.build}"
+        return (
+            f"{self.spec.detector} detector, {self.processes} processes, {self.build}, "
+            f"embeddings: {self.embedder}"
+        )
 
     def start(self, timeout: float = 60.0) -> None:
         """Start every process and wait until each has loaded its models (blocking)."""
         with _child_environment():
             self._children = [self._spawn(i) for i in range(self.processes)]
-        builds = {child.wait_ready(timeout) for child in self._children}
-        self.build = ", ".join(sorted(builds))
+        ready = [child.wait_ready(timeout) for child in self._children]
+        # One of each unless a process fell back to dlib's descriptor (it logged why).
+        self.build = ", ".join(sorted({build for build, _ in ready}))
+        self.embedder = ", ".join(sorted({embedder for _, embedder in ready}))
 
     def _spawn(self, index: int) -> _Process:
         return _Process(self._context, self.spec, index)
@@ -434,8 +453,15 @@ class ThreadCompute:
         return str(dlib_build())
 
     @property
+    def embedder(self) -> str:
+        return self._work.embedder.description
+
+    @property
     def description(self) -> str:
-        return f"{self.spec.detector} detector, {self.threads} threads, {self.build}"
+        return (
+            f"{self.spec.detector} detector, {self.threads} threads, {self.build}, "
+            f"embeddings: {self.embedder}"
+        )
 
     def camera(self) -> CameraCompute:
         return _ThreadCamera(self, next(self._ids))
@@ -490,6 +516,10 @@ class AnalyzerCompute:
     @property
     def build(self) -> str:
         return ""  # whatever the analyzer runs on
+
+    @property
+    def embedder(self) -> str:
+        return ""
 
     @property
     def description(self) -> str:

@@ -63,6 +63,7 @@ def detector_name(settings: WorkerSettings) -> DetectorName:
 def compute_spec(settings: WorkerSettings) -> ComputeSpec:
     return ComputeSpec(
         detector=detector_name(settings),
+        embedder=settings.face_embedder,
         finder=FinderConfig(
             min_face=settings.face_search_min_size,
             pixel_budget=settings.face_pixel_budget,
@@ -122,6 +123,7 @@ class FacePipeline:
             threshold=assignment.match_threshold,
             config=self.config,
             build=self.compute.build,
+            embedder=self.compute.embedder,
         )
         return FaceCameraRunner(
             FrameSource(assignment.source_url), processor, assignment.target_fps

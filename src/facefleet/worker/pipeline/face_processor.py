@@ -93,6 +93,7 @@ class FaceProcessor:
         config: FaceProcessorConfig | None = None,
         wall_clock: Callable[[], float] = time.time,
         build: str = "",
+        embedder: str = "",
     ) -> None:
         self.config = config or FaceProcessorConfig()
         self._compute = compute
@@ -103,6 +104,7 @@ class FaceProcessor:
         self._tracker = FaceTracker(self.config.tracker)
         self._wall_clock = wall_clock
         self._build = build
+        self._embedder = embedder
         self._rate = RateMeter()
         self._frames = 0
         self._frames_without_gallery = 0
@@ -300,6 +302,7 @@ class FaceProcessor:
             "last_report_error": reporter.last_error,
             "last_gallery_error": self._gallery.last_error,
             "dlib_build": self._build,
+            "embedder": self._embedder,
         }
 
 

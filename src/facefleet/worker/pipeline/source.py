@@ -36,6 +36,11 @@ from facefleet.worker.timeouts import wait_set
 logger = logging.getLogger(__name__)
 
 FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+# FFmpeg's decoder threads per stream (OpenCV's default: one per core). A worker decodes
+# many streams at once, its parallelism is theirs; a stream's own threads only add
+# hand-offs: a 640x360 H.264 stream took 40% more CPU with them in a six-camera worker
+# (docs/performance.md).
+DECODE_THREADS = 1
 DEFAULT_FILE_FPS = 25.0
 FPS_WINDOW_SECONDS = 2.0
 
@@ -143,6 +148,8 @@ def open_capture(
         _milliseconds(open_timeout),
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
         _milliseconds(read_timeout),
+        cv2.CAP_PROP_N_THREADS,
+        DECODE_THREADS,
     ]
     return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
 
@@ -433,6 +440,7 @@ class FrameSource:
             with self._cond:
                 session.opened = True
                 session.last_frame_at = time.monotonic()
+                self._cond.notify_all()  # the watchdog's deadline is now the stall one
             self._read_loop(session, cap)
         except Exception as exc:
             self._finish(session, "failed", f"{type(exc).__name__}: {exc}")
@@ -499,7 +507,8 @@ class FrameSource:
             session.frames += 1
             session.last_frame_at = now
             self._set_state(StreamState.STREAMING)
-            self._cond.notify_all()
+            # No notify: the watchdog, the only one waiting on the condition, would only
+            # find its deadline later; it wakes at the old one and waits again.
             self._wake_async_waiters()
 
     def _finish(

@@ -28,6 +28,7 @@ from facefleet.api.events.tapped import TappedBroker
 from facefleet.api.gc_tuning import tuned_collector
 from facefleet.api.health.router import router as health_router
 from facefleet.api.integrations.recorder import EventRecorder
+from facefleet.api.log_redaction import install_redaction
 from facefleet.api.mqtt.publisher import MqttPublisher
 from facefleet.api.observability.metrics import HttpMetricsMiddleware, Metrics
 from facefleet.api.observability.router import router as metrics_router
@@ -197,6 +198,7 @@ def create_app(
         },
     )
     install_error_handlers(app)
+    install_redaction()
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

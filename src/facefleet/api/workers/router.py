@@ -37,9 +37,13 @@ router = APIRouter(prefix="/v1/workers", tags=["workers"])
     summary="Register a worker (idempotent on worker_id)",
 )
 async def register(
-    body: schemas.RegisterRequest, principal: WorkerOrAdmin, state: State, uow: Uow
+    body: schemas.RegisterRequest,
+    principal: WorkerOrAdmin,
+    state: State,
+    uow: Uow,
+    session_token: WorkerSession = None,
 ) -> schemas.RegisterResponse:
-    return await WorkerService(state).register(uow, principal, body)
+    return await WorkerService(state).register(uow, principal, body, session_token)
 
 
 @router.get("", response_model=schemas.WorkerPage, responses=_errors(Forbidden))

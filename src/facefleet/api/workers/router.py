@@ -197,7 +197,12 @@ async def shutdown_signal(
     summary="Take no new cameras and hand the current ones over one by one",
 )
 async def drain(
-    worker_id: WorkerPath, live: CurrentWorker, principal: Admin, state: State, uow: Uow
+    # The role first: a key that may not do this hears so, whatever the worker_id.
+    worker_id: WorkerPath,
+    principal: Admin,
+    live: CurrentWorker,
+    state: State,
+    uow: Uow,
 ) -> schemas.ControlResponse:
     return await ControlService(state).set_draining(uow, principal, live, True)
 
@@ -208,7 +213,12 @@ async def drain(
     responses=_errors(Forbidden, NotFound, Conflict),
 )
 async def undrain(
-    worker_id: WorkerPath, live: CurrentWorker, principal: Admin, state: State, uow: Uow
+    # The role first: a key that may not do this hears so, whatever the worker_id.
+    worker_id: WorkerPath,
+    principal: Admin,
+    live: CurrentWorker,
+    state: State,
+    uow: Uow,
 ) -> schemas.ControlResponse:
     return await ControlService(state).set_draining(uow, principal, live, False)
 

@@ -346,3 +346,66 @@ async def test_every_route_answers_every_caller_as_its_role_says(world: World) -
                 f"(undocumented or refused): {resp.text[:200]}"
             )
     assert not failures, "\n".join(failures)
+
+
+def normalized(resp: httpx.Response, *ids: str) -> tuple[int, str]:
+    text = resp.text
+    for value in ids:
+        text = re.sub(rf"\b{re.escape(value)}\b", "<id>", text)
+    return resp.status_code, text
+
+
+async def test_another_tenants_ids_answer_as_ids_that_do_not_exist(world: World) -> None:
+    """No route tells tenant B whether an id is tenant A's (or anything about it, its epoch
+    least of all): every answer is the one for an id that exists nowhere."""
+    schema = (await world.api.client.get("/openapi.json")).json()
+    components = schema["components"]["schemas"]
+    missing = {k: ("no-such-worker" if k == "worker_id" else "987654") for k in world.ids}
+    absent = World(world.api, world.a, world.b, missing, world.callers, world.bodies)
+    oracles = []
+    for route in routes(world.api, schema):
+        if not route.names_a_resource or route.roles is None:
+            continue
+        for caller in world.callers:
+            if caller.tenant != "B":
+                continue
+            theirs = await call(world, route, caller, components, schema)
+            nowhere = await call(absent, route, caller, components, schema)
+            used = [world.ids[n] for n in re.findall(r"\{(\w+)\}", route.path)]
+            gone = [missing[n] for n in re.findall(r"\{(\w+)\}", route.path)]
+            if normalized(theirs, *used) != normalized(nowhere, *gone):
+                oracles.append(
+                    f"{route.method} {route.path} as {caller.name}: "
+                    f"{theirs.status_code} {theirs.text[:150]} vs "
+                    f"{nowhere.status_code} {nowhere.text[:150]}"
+                )
+    # Ids in bodies: B's own worker naming A's camera, and a camera that does not exist.
+    worker = next(c for c in world.callers if c.name == "B worker")
+    cam, ghost = world.ids["camera_id"], "987654"
+    for path, body in (
+        ("/v1/workers/wb1/camera/release", {"epoch": 7}),
+        (
+            "/v1/workers/wb1/sightings",
+            {
+                "epoch": 7,
+                "sightings": [
+                    {
+                        "track_id": "t",
+                        "person_id": None,
+                        "first_seen": 1.0,
+                        "last_seen": 1.0,
+                        "frames": 1,
+                    }
+                ],
+            },
+        ),
+    ):
+        answers = []
+        for camera in (cam, ghost):
+            sent = {**body, "camera_id": int(camera)}
+            resp = await world.api.client.post(path, json=sent, headers=worker.headers)
+            answers.append(normalized(resp, camera))
+        assert answers[0][0] == 409, answers
+        if answers[0] != answers[1]:
+            oracles.append(f"POST {path}: {answers[0]} vs {answers[1]}")
+    assert not oracles, "\n".join(oracles)

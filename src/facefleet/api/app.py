@@ -106,6 +106,9 @@ def create_app(
         if settings.bootstrap_default_tenant:
             await ensure_default_tenant(state)
         leadership = backend.leadership if settings.run_background else None
+        state.election = backend.leadership
+        state.leader_requests = backend.requests
+        state.reaper = Reaper(state, leadership, backend.requests)
         if leadership is None or await leadership.vacant():
             # No replica was running: a shared hot store kept records whose workers could
             # not heartbeat meanwhile; they get the same grace as those restored below.
@@ -133,7 +136,7 @@ def create_app(
                 mqtt = MqttPublisher(state, leadership, recorder.wake.mqtt, settings.mqtt_url)
                 tasks.append(mqtt.start())
         if leadership is not None:
-            reaper = Reaper(state, leadership)
+            reaper = state.reaper
             pruner = RetentionPruner(state, leadership)
             tasks += [
                 asyncio.create_task(StrangerClusterer(state, leadership).run_forever()),

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from facefleet.api.background.reaper import Reaper
+from facefleet.api.background.reaper import cleanup_now
 from facefleet.api.deps import (
     Admin,
     CurrentWorker,
@@ -16,7 +16,7 @@ from facefleet.api.deps import (
     WorkerOrAdmin,
     WorkerSession,
 )
-from facefleet.api.errors import Conflict, Forbidden, NotFound
+from facefleet.api.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from facefleet.api.errors import error_responses as _errors
 from facefleet.api.workers import schemas
 from facefleet.api.workers.assignment import MAX_WAIT, AssignmentService
@@ -69,12 +69,17 @@ async def stats(principal: Reader, state: State, uow: Uow) -> schemas.WorkerStat
 @router.post(
     "/cleanup",
     response_model=schemas.CleanupResponse,
-    responses=_errors(Forbidden),
-    summary="Run the reaper's pass now (or only report what it would change)",
+    responses=_errors(Forbidden, ServiceUnavailable),
+    summary="Run the reaper's pass over this tenant now, on the leader (or only report what "
+    "it would change)",
 )
 async def cleanup(principal: Admin, state: State, dry_run: bool = False) -> schemas.CleanupResponse:
-    reaper = Reaper(state)
-    found = await reaper.dry_run(principal.tenant_id) if dry_run else await reaper.run_once()
+    tenant_id = principal.tenant_id
+    if dry_run:
+        assert state.reaper is not None
+        found = await state.reaper.dry_run(tenant_id)
+    else:
+        found = await cleanup_now(state, tenant_id)
     return schemas.CleanupResponse(
         dry_run=dry_run,
         changes=[
@@ -85,7 +90,7 @@ async def cleanup(principal: Admin, state: State, dry_run: bool = False) -> sche
                 released_cameras=t.released_cameras,
             )
             for t in found
-            if t.tenant_id == principal.tenant_id
+            if t.tenant_id == tenant_id
         ],
     )
 

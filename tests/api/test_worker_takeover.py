@@ -100,6 +100,13 @@ async def test_knowing_the_instance_id_does_not_take_over_a_live_worker(
         assert "X-Worker-Session" in body["detail"] and body["retry_after"] > 0
         assert "session_token" not in body and PASSWORD not in attempt.text
     assert impostor.session_token == ""
+    # A viewer, who could read the worker's history, may not register at all.
+    viewer = await api.client.post(
+        "/v1/workers/register",
+        json={"worker_id": "w1", "instance_id": INSTANCE},
+        headers=tenant.headers(Role.viewer),
+    )
+    assert viewer.status_code == 403 and PASSWORD not in viewer.text
     clock.advance(1.0)
 
     # The real worker is untouched: same session, same camera, same epoch.

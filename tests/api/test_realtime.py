@@ -8,7 +8,7 @@ import base64
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from facefleet.api.app import create_app
 from facefleet.api.security import Role
@@ -99,9 +100,24 @@ async def events_until(
                 return seen
 
 
-def ws_url(server: LiveServer, tenant: Tenant, role: Role = Role.viewer, **params: Any) -> str:
-    query = "&".join([f"token={tenant.keys[role]}", *(f"{k}={v}" for k, v in params.items())])
-    return f"{server.ws_url}/v1/workers/ws/{tenant.id}?{query}"
+def watch(
+    server: LiveServer,
+    tenant: Tenant,
+    role: Role = Role.viewer,
+    *,
+    path_tenant: str | None = None,
+    **params: Any,
+) -> connect:
+    """The tenant's event stream, the key offered as a subprotocol as browsers do."""
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    url = f"{server.ws_url}/v1/workers/ws/{path_tenant or tenant.id}" + (
+        f"?{query}" if query else ""
+    )
+    return connect(url, subprotocols=[Subprotocol("facefleet"), key_protocol(tenant, role)])
+
+
+def key_protocol(tenant: Tenant, role: Role) -> Subprotocol:
+    return Subprotocol(f"facefleet.key.{tenant.keys[role]}")
 
 
 async def test_scripted_sequence_arrives_in_order_and_only_for_its_tenant(
@@ -110,7 +126,7 @@ async def test_scripted_sequence_arrives_in_order_and_only_for_its_tenant(
     a, b = new_tenant(server), new_tenant(server)
     cam = await add_camera(http, a, "a-cam")
     await add_camera(http, b, "b-cam")
-    async with connect(ws_url(server, a)) as ws:
+    async with watch(server, a) as ws:
         snapshot = await receive(ws)
         assert snapshot["type"] == "snapshot"
         assert [c["id"] for c in snapshot["data"]["cameras"]] == [cam]
@@ -162,45 +178,60 @@ async def test_reconnect_with_since_replays_what_was_missed(
     server: LiveServer, http: httpx.AsyncClient
 ) -> None:
     tenant = new_tenant(server)
-    async with connect(ws_url(server, tenant)) as ws:
+    async with watch(server, tenant) as ws:
         last = (await receive(ws))["seq"]
         await Worker(http, tenant, "w1").register()
         last = (await receive(ws))["seq"]
     # While disconnected: two more workers register.
     await Worker(http, tenant, "w2").register()
     await Worker(http, tenant, "w3").register()
-    async with connect(ws_url(server, tenant, since=last)) as ws:
+    async with watch(server, tenant, since=last) as ws:
         first, second = await receive(ws), await receive(ws)
     assert [first["seq"], second["seq"]] == [last + 1, last + 2]
     assert [first["data"]["worker_id"], second["data"]["worker_id"]] == ["w2", "w3"]
     # A sequence number the server cannot replay gets a fresh snapshot, never a gap.
-    async with connect(ws_url(server, tenant, since=last + 10_000)) as ws:
+    async with watch(server, tenant, since=last + 10_000) as ws:
         fresh = await receive(ws)
     assert fresh["type"] == "snapshot"
     assert sorted(w["worker_id"] for w in fresh["data"]["workers"]) == ["w1", "w2", "w3"]
 
 
-@pytest.mark.parametrize("who", ["other-tenant-admin", "worker-key", "no-key"])
+@pytest.mark.parametrize("who", ["other-tenant-admin", "worker-key", "no-key", "key-in-query"])
 async def test_other_tenants_and_workers_are_refused_before_the_upgrade(
     server: LiveServer, who: str
 ) -> None:
     a, b = new_tenant(server), new_tenant(server)
-    url = {
-        "other-tenant-admin": ws_url(server, a, Role.admin).replace(a.id, b.id),
-        "worker-key": ws_url(server, a, Role.worker),
-        "no-key": f"{server.ws_url}/v1/workers/ws/{a.id}",
-    }[who]
+    sockets: dict[str, Callable[[], connect]] = {
+        "other-tenant-admin": lambda: watch(server, a, Role.admin, path_tenant=b.id),
+        "worker-key": lambda: watch(server, a, Role.worker),
+        "no-key": lambda: connect(f"{server.ws_url}/v1/workers/ws/{a.id}"),
+        # The query string is no way in: URLs end up in logs.
+        "key-in-query": lambda: connect(
+            f"{server.ws_url}/v1/workers/ws/{a.id}?token={a.keys[Role.admin]}"
+        ),
+    }
     with pytest.raises(InvalidStatus) as refused:
-        async with connect(url):
+        async with sockets[who]():
             pass
     assert refused.value.response.status_code == 403
+
+
+async def test_the_key_in_a_header_opens_the_stream(server: LiveServer) -> None:
+    tenant = new_tenant(server)
+    url = f"{server.ws_url}/v1/workers/ws/{tenant.id}"
+    headers = {"Authorization": f"Bearer {tenant.keys[Role.viewer]}"}
+    async with connect(url, additional_headers=headers) as ws:
+        assert (await receive(ws))["type"] == "snapshot"
+    async with watch(server, tenant) as ws:
+        assert ws.subprotocol == "facefleet"  # the key is never echoed back
+        assert (await receive(ws))["type"] == "snapshot"
 
 
 async def test_a_client_that_cannot_keep_up_is_dropped_with_a_clear_code(
     server: LiveServer,
 ) -> None:
     tenant = new_tenant(server)
-    async with connect(ws_url(server, tenant)) as ws:
+    async with watch(server, tenant) as ws:
         await receive(ws)
 
         drops_before = server.state.events.drops
@@ -226,5 +257,5 @@ async def test_a_client_that_cannot_keep_up_is_dropped_with_a_clear_code(
         assert "since=" in closed.value.rcvd.reason
         assert server.state.events.drops > drops_before
     # The API is not slowed by it: a new client still gets a snapshot right away.
-    async with connect(ws_url(server, tenant)) as ws:
+    async with watch(server, tenant) as ws:
         assert (await receive(ws))["type"] == "snapshot"

@@ -95,9 +95,10 @@ async def test_two_replicas_one_fleet(
         ]
         sampler = Sampler(workers, cameras, hot=hot)
         sampler.start()
-        ws_url = f"ws://127.0.0.1:{a.port}/v1/workers/ws/{tenant_id}?token={keys['viewer']}"
+        ws_url = f"ws://127.0.0.1:{a.port}/v1/workers/ws/{tenant_id}"
+        viewer = {"Authorization": f"Bearer {keys['viewer']}"}
         try:
-            async with connect(ws_url) as ws:
+            async with connect(ws_url, additional_headers=viewer) as ws:
                 snapshot = await next_message(ws)
                 assert snapshot["type"] == "snapshot"
                 for worker in workers:

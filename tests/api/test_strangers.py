@@ -272,8 +272,8 @@ async def test_the_leader_clusters_and_the_websocket_tells(
 
     tenant = server.call(make())
     camera = await Camera.lease(Api(server.app, http, server.app.state.facefleet.settings), tenant)
-    url = f"{server.ws_url}/v1/workers/ws/{tenant.id}?token={tenant.keys[Role.viewer]}"
-    async with connect(url) as ws:
+    url = f"{server.ws_url}/v1/workers/ws/{tenant.id}"
+    async with connect(url, additional_headers=tenant.headers(Role.viewer)) as ws:
         assert json.loads(await ws.recv())["type"] == "snapshot"
         now = asyncio.get_running_loop().time() + 1_800_000_000
         sightings = [

@@ -102,7 +102,7 @@ async def test_second_live_process_with_same_worker_id_is_refused(api: Api) -> N
     body = resp.json()
     assert body["error"] == "WorkerIdInUse" and "host-a" in body["detail"]
     assert body["retry_after"] > 0
-    # The holder re-registering (same instance) is idempotent.
+    # The holder re-registering (it sends its session) is idempotent.
     again = await first.register(hostname="host-a")
     assert again.status_code == 200
     assert (await first.heartbeat()).status_code == 200

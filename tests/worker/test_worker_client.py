@@ -161,9 +161,28 @@ async def test_second_process_with_the_same_worker_id_is_refused(cp: ControlPlan
         assert "held by a live process" in err.detail
         assert err.retry_after is not None and err.retry_after > 0
         assert (await first.heartbeat()).status == "online"
-        # The same process registering again is a restart, not a collision.
-        async with cp.client(instance_id="first") as restarted:
+        # Its holder registering again (it sends its session) is no collision.
+        await first.register()
+        assert (await first.heartbeat()).status == "online"
+
+
+async def test_a_restarted_process_comes_back_once_its_old_session_is_stale(
+    cp: ControlPlane,
+) -> None:
+    camera_id = await cp.add_camera()
+    async with cp.client(instance_id="first") as first:
+        await first.register()
+        await first.request_camera()
+    # The process died: a new one (same WORKER_ID, even the same instance_id) has no
+    # session to show, so it waits until the old one has been silent for a while.
+    async with cp.client(instance_id="first") as restarted:
+        with pytest.raises(WorkerIdInUse) as caught:
             await restarted.register()
+        assert caught.value.retry_after is not None
+        cp.clock.advance(caught.value.retry_after)
+        reg = await restarted.register()
+        # Before its lease ran out: it keeps its camera.
+        assert [(le.camera_id, le.valid) for le in reg.leases] == [(camera_id, True)]
 
 
 async def test_bad_key_and_wrong_role(cp: ControlPlane) -> None:
@@ -178,9 +197,10 @@ async def test_bad_key_and_wrong_role(cp: ControlPlane) -> None:
 
 
 async def test_a_taken_over_session_is_forbidden_not_reregistered(cp: ControlPlane) -> None:
-    async with cp.client(instance_id="a") as old, cp.client(instance_id="a") as new:
+    async with cp.client(instance_id="a") as old, cp.client(instance_id="b") as new:
         await old.register()
-        await new.register()  # same instance: the server issues a new session token
+        cp.clock.advance(cp.lease_ttl + 1)  # stale: another process may take the id over
+        await new.register()
         with pytest.raises(Forbidden):
             await old.heartbeat()
         assert (await new.heartbeat()).status == "online"

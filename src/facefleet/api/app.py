@@ -28,6 +28,7 @@ from facefleet.api.events.tapped import TappedBroker
 from facefleet.api.gc_tuning import tuned_collector
 from facefleet.api.health.router import router as health_router
 from facefleet.api.integrations.recorder import EventRecorder
+from facefleet.api.log_redaction import install_redaction
 from facefleet.api.mqtt.publisher import MqttPublisher
 from facefleet.api.observability.metrics import HttpMetricsMiddleware, Metrics
 from facefleet.api.observability.router import router as metrics_router
@@ -107,6 +108,9 @@ def create_app(
         if settings.bootstrap_default_tenant:
             await ensure_default_tenant(state)
         leadership = backend.leadership if settings.run_background else None
+        state.election = backend.leadership
+        state.leader_requests = backend.requests
+        state.reaper = Reaper(state, leadership, backend.requests)
         if leadership is None or await leadership.vacant():
             # No replica was running: a shared hot store kept records whose workers could
             # not heartbeat meanwhile; they get the same grace as those restored below.
@@ -134,7 +138,7 @@ def create_app(
                 mqtt = MqttPublisher(state, leadership, recorder.wake.mqtt, settings.mqtt_url)
                 tasks.append(mqtt.start())
         if leadership is not None:
-            reaper = Reaper(state, leadership)
+            reaper = state.reaper
             pruner = RetentionPruner(state, leadership)
             tasks += [
                 asyncio.create_task(StrangerClusterer(state, leadership).run_forever()),
@@ -200,6 +204,7 @@ def create_app(
         },
     )
     install_error_handlers(app)
+    install_redaction()
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

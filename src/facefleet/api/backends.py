@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from facefleet.api.background.leader import Leadership, RedisLeaderLock, SoleLeader
+from facefleet.api.background.leader_requests import LeaderRequests
 from facefleet.api.clock import Clock, MonotonicClock, RedisClock
 from facefleet.api.config import Settings
 from facefleet.api.events.broker import EventBroker, MemoryEventBroker
@@ -28,6 +29,8 @@ class Backend:
     # The one clock that judges leases: monotonic in-process, Redis's own with Redis.
     clock: Clock
     shared: bool  # several replicas may share it
+    # How a replica that does not lead asks the leader (None: this process always leads).
+    requests: LeaderRequests | None = None
 
     async def start(self) -> None:
         if isinstance(self.clock, RedisClock):
@@ -56,4 +59,5 @@ def build_backend(settings: Settings, *, on_event_drop: Callable[[], None]) -> B
         RedisLeaderLock(client, f"{prefix}leader", ttl=settings.leader_lock_ttl),
         RedisClock(client.time),
         True,
+        LeaderRequests(client, prefix),
     )

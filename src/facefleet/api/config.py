@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The longest frame a worker may still be processing when it fences itself.
@@ -119,6 +119,14 @@ class Settings(BaseSettings):
     )
     auth_cache_seconds: float = Field(
         default=30.0, ge=0, description="Seconds a verified API key is cached in memory."
+    )
+    metrics_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "When set, GET /metrics answers only 'Authorization: Bearer <this key>' (a "
+            "Prometheus bearer_token). Unset, /metrics is open: serve it on an internal "
+            "network only. Tenant keys never open it: the metrics cover every tenant."
+        ),
     )
     bootstrap_default_tenant: bool = Field(
         default=True,

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -23,6 +24,11 @@ from facefleet.api.tenants.gallery_versions import GalleryVersions
 from facefleet.api.unit_of_work import WorkerRef
 from facefleet.api.workers.waiting import CameraWaiters
 from facefleet.face.loader import EngineLoader
+
+if TYPE_CHECKING:
+    from facefleet.api.background.leader import Leadership
+    from facefleet.api.background.leader_requests import LeaderRequests
+    from facefleet.api.background.reaper import Reaper
 
 
 @dataclass
@@ -58,6 +64,11 @@ class AppState:
     waiters: CameraWaiters = field(init=False)
     # Set when this replica starts a graceful shutdown (api/server.py).
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set in the lifespan: the leader election (whether this replica takes part or not),
+    # the reaper its passes and operators' cleanups share, and the way to ask the leader.
+    election: Leadership | None = None
+    reaper: Reaper | None = None
+    leader_requests: LeaderRequests | None = None
 
     def __post_init__(self) -> None:
         self.reads = create_sessionmaker(self.engine, read_only=True)

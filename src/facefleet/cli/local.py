@@ -10,6 +10,7 @@ import typer
 
 from facefleet.api.config import Settings
 from facefleet.cli.client import out
+from facefleet.protocol.source_urls import mask_source_url
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 
@@ -26,7 +27,7 @@ def _banner(settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
     out.print(f"[bold]facefleet dashboard:[/bold] {dashboard_url(settings)}")
     out.print(f"  control plane API:   {base}  (OpenAPI docs: {base}/docs)")
-    out.print(f"  database:            {settings.resolved_database_url}")
+    out.print(f"  database:            {mask_source_url(settings.resolved_database_url)}")
     out.print(f"  default tenant keys: {keys_path(settings.data_dir).resolve()}")
 
 
@@ -62,7 +63,7 @@ def db_upgrade() -> None:
             await engine.dispose()
 
     asyncio.run(run())
-    out.print(f"database at {settings.resolved_database_url} is up to date")
+    out.print(f"database at {mask_source_url(settings.resolved_database_url)} is up to date")
 
 
 def demo() -> None:

@@ -124,7 +124,7 @@ def run_demo(settings: Settings) -> int:
         tenant_id = json.loads((data_dir / "default-tenant-keys.json").read_text())["tenant_id"]
         console.print(
             f"live events     ws://{settings.host}:{settings.port}/v1/workers/ws/{tenant_id}"
-            "?token=<admin key>"
+            " with 'Authorization: Bearer <admin key>' (or: facefleet workers watch)"
         )
         console.print("Ctrl-C stops the workers cleanly, then the control plane.")
         return server.wait()

@@ -70,7 +70,9 @@ def parse_source_url(url: str) -> SourceSpec:
         return SourceSpec(kind, url)
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            raise InvalidSourceUrl(f"a file URL on a remote host cannot be opened: {url}")
+            raise InvalidSourceUrl(
+                f"a file URL on a remote host cannot be opened: {mask_source_url(url)}"
+            )
         path = url2pathname(unquote(parts.path))
         if not path:
             raise InvalidSourceUrl("the file URL has no path")
@@ -81,7 +83,9 @@ def parse_source_url(url: str) -> SourceSpec:
             return SourceSpec("device", int(name))
         if name.startswith("dev/"):
             return SourceSpec("device", "/" + name)
-        raise InvalidSourceUrl(f"a device URL needs an index (device://0) or a /dev path: {url}")
+        raise InvalidSourceUrl(
+            f"a device URL needs an index (device://0) or a /dev path: {mask_source_url(url)}"
+        )
     # A one-letter scheme is a Windows drive letter, i.e. a plain path.
     if scheme == "" or len(scheme) == 1:
         return SourceSpec("file", url)
@@ -99,7 +103,9 @@ def validate_source_url(url: str) -> str:
     return url
 
 
-def _secret(name: str) -> bool:
+def is_secret_name(name: str) -> bool:
+    """Whether a parameter of this name (``password``, ``api_key``, ``X-Amz-Signature``,
+    ``pw``, ...) holds a secret: the one rule for camera URLs and request paths alike."""
     lowered = unquote(name).strip().lower()
     return lowered in _SECRET_NAMES or any(word in lowered for word in _SECRET_WORDS)
 
@@ -111,7 +117,7 @@ def _mask_params(text: str, separators: str) -> str:
     out = []
     for piece in pieces:
         name, eq, _ = piece.partition("=")
-        out.append(f"{name}={MASK}" if eq and _secret(name) else piece)
+        out.append(f"{name}={MASK}" if eq and is_secret_name(name) else piece)
     return "".join(out)
 
 
@@ -119,8 +125,10 @@ def _split_authority(rest: str) -> tuple[str | None, str]:
     """(userinfo, the rest from the host on) of what follows ``scheme://``.
 
     Passwords are often pasted unencoded, so ``#``, ``?``, ``/`` and ``@`` may appear in
-    them: unless the URL starts with a plain host (no port) before any ``@``, everything up
-    to the last ``@`` that is followed by a host is userinfo. Doubt masks more, not less.
+    them, where a standard parser would end the authority early and show the rest of the
+    password as a path, query or fragment. So, unless the URL starts with a plain host (no
+    port) before any ``@``, everything up to the last ``@`` that is followed by a host is
+    userinfo. Doubt masks more, not less.
     """
     if "@" not in rest:
         return None, rest
@@ -137,22 +145,43 @@ def _split_authority(rest: str) -> tuple[str | None, str]:
 
 
 def mask_source_url(url: str) -> str:
-    """The URL with its userinfo and every secret-looking parameter replaced by ``***``."""
+    """The URL with its userinfo (user and password, or a token as the user) and every
+    secret-looking path, query and fragment parameter replaced by ``***``.
+
+    The one way a URL is shown to anyone but the worker that opens it; request paths in
+    the access log go through it too."""
     match = _SCHEME.match(url)
     if match is None or not url[match.end() :].startswith("//"):
+        # A plain path, a device, or a URL without an authority: only parameters can
+        # carry secrets.
         return _mask_tail(url)
     head = url[: match.end() + 2]
     userinfo, rest = _split_authority(url[match.end() + 2 :])
-    host = _HOST.match(rest)
-    authority = host.group(0) if host else ""
-    masked = head + (f"{MASK}@" if userinfo is not None else "") + authority
-    return masked + _mask_tail(rest[len(authority) :])
+    try:
+        parts = urlsplit(head + rest)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return head + MASK  # unparseable: nothing after the scheme is shown
+    masked = head + (f"{MASK}@" if userinfo is not None else "") + parts.netloc
+    return masked + _mask_parts(parts.path, parts.query, parts.fragment)
 
 
 def _mask_tail(tail: str) -> str:
-    """Path parameters (``;name=value``), the query and a fragment of the form
-    ``name=value&...``."""
-    path, hash_, fragment = tail.partition("#")
-    path, question, query = path.partition("?")
-    out = _mask_params(path, ";") + question + _mask_params(query, "&;")
-    return out + hash_ + (_mask_params(fragment, "&;") if hash_ else "")
+    parts = urlsplit(tail, allow_fragments=True)
+    if parts.scheme or parts.netloc:
+        # "C:\\..." (a drive letter read as a scheme) or "//host/...": split by hand.
+        path, hash_, fragment = tail.partition("#")
+        path, _, query = path.partition("?")
+        return _mask_parts(path, query, fragment if hash_ else "")
+    return _mask_parts(parts.path, parts.query, parts.fragment)
+
+
+def _mask_parts(path: str, query: str, fragment: str) -> str:
+    """Path parameters (``;password=...``, also ``/token=.../``), the query and a fragment
+    of the form ``name=value&...``."""
+    out = _mask_params(path, ";/")
+    if query:
+        out += "?" + _mask_params(query, "&;")
+    if fragment:
+        out += "#" + _mask_params(fragment, "&;")
+    return out

@@ -31,8 +31,9 @@ class RegisterRequest(Request):
         default_factory=lambda: uuid.uuid4().hex,
         min_length=1,
         max_length=64,
-        description="Identifies this process; a second process with the same worker_id has "
-        "another instance_id and is refused while the first is live.",
+        description="Identifies this process in the control plane's records (never shown). "
+        "It grants nothing: a live worker's session is replaced only by a caller sending "
+        "that session's X-Worker-Session, or once the session is stale.",
     )
     hostname: str = Field(default="", max_length=255)
     version: str = Field(default="", max_length=64)

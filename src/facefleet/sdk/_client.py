@@ -147,7 +147,8 @@ class WorkerClient:
             capacity=self.capacity,
             labels=self.labels,
         )
-        resp = await self._send("POST", "/v1/workers/register", body, session=False)
+        # The current session, if any, goes along: only its holder may replace a live one.
+        resp = await self._send("POST", "/v1/workers/register", body)
         self.registration = _parse(resp, Registration)
         if self.on_registered is not None:
             self.on_registered(self.registration)

@@ -40,7 +40,8 @@ def _offered_key(websocket: WebSocket) -> str | None:
 
 
 async def _authorize(websocket: WebSocket, state: AppState, tenant_id: str) -> Principal | None:
-    token = _offered_key(websocket) or websocket.query_params.get("token")
+    # Never from the query string: URLs end up in access logs, proxies and browser history.
+    token = _offered_key(websocket)
     header = websocket.headers.get("authorization", "")
     if not token and header.lower().startswith("bearer "):
         token = header[7:].strip()

@@ -107,10 +107,11 @@ class SightingService:
             .with_for_update(of=CameraLease)
         )
         if lease is None or lease.worker_pk != live.pk or lease.epoch != batch.epoch:
-            current = "none" if lease is None else str(lease.epoch)
+            # The same answer whoever holds the camera, or whether it exists in this tenant at
+            # all: its epoch is a fencing token for its holder alone.
             raise StaleEpoch(
                 f"worker {worker_id!r} does not hold camera {batch.camera_id} at epoch "
-                f"{batch.epoch} (current epoch {current}); stop processing it",
+                f"{batch.epoch}; stop processing it",
                 camera_id=batch.camera_id,
             )
         for item in batch.sightings:

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Receive, Scope, Send
 
-from facefleet.api.deps import CurrentWorker, Reader, State, Uow, WorkerOrAdmin
+from facefleet.api.deps import CurrentWorker, Reader, State, Uow, WorkerOrAdmin, WorkerSession
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
 from facefleet.api.observability.metrics import metrics_of
@@ -70,9 +70,13 @@ router = APIRouter(tags=["legacy"], deprecated=True, route_class=LegacyRoute)
     summary="Deprecated: use POST /v1/workers/register",
 )
 async def legacy_register(
-    body: schemas.RegisterRequest, principal: WorkerOrAdmin, state: State, uow: Uow
+    body: schemas.RegisterRequest,
+    principal: WorkerOrAdmin,
+    state: State,
+    uow: Uow,
+    session_token: WorkerSession = None,
 ) -> schemas.RegisterResponse:
-    return await WorkerService(state).register(uow, principal, body)
+    return await WorkerService(state).register(uow, principal, body, session_token)
 
 
 @router.get(

@@ -18,6 +18,9 @@ from facefleet.api.workers.identity import lease_infos, not_registered
 from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 HISTORY_LIMIT = 100
+# Detail no reader is shown: events recorded before it was left out carry the registering
+# process's instance_id.
+PRIVATE_DETAIL = frozenset({"instance_id"})
 
 
 class WorkerQueries:
@@ -74,7 +77,7 @@ class WorkerQueries:
                     kind=e.kind,
                     camera_id=e.camera_id,
                     epoch=e.epoch,
-                    detail=e.detail,
+                    detail={k: v for k, v in e.detail.items() if k not in PRIVATE_DETAIL},
                     created_at=e.created_at,
                 )
                 for e in history

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from facefleet.api.background.reaper import Reaper
+from facefleet.api.background.reaper import cleanup_now
 from facefleet.api.deps import (
     Admin,
     CurrentWorker,
@@ -16,7 +16,7 @@ from facefleet.api.deps import (
     WorkerOrAdmin,
     WorkerSession,
 )
-from facefleet.api.errors import Conflict, Forbidden, NotFound
+from facefleet.api.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from facefleet.api.errors import error_responses as _errors
 from facefleet.api.workers import schemas
 from facefleet.api.workers.assignment import MAX_WAIT, AssignmentService
@@ -37,9 +37,13 @@ router = APIRouter(prefix="/v1/workers", tags=["workers"])
     summary="Register a worker (idempotent on worker_id)",
 )
 async def register(
-    body: schemas.RegisterRequest, principal: WorkerOrAdmin, state: State, uow: Uow
+    body: schemas.RegisterRequest,
+    principal: WorkerOrAdmin,
+    state: State,
+    uow: Uow,
+    session_token: WorkerSession = None,
 ) -> schemas.RegisterResponse:
-    return await WorkerService(state).register(uow, principal, body)
+    return await WorkerService(state).register(uow, principal, body, session_token)
 
 
 @router.get("", response_model=schemas.WorkerPage, responses=_errors(Forbidden))
@@ -65,12 +69,17 @@ async def stats(principal: Reader, state: State, uow: Uow) -> schemas.WorkerStat
 @router.post(
     "/cleanup",
     response_model=schemas.CleanupResponse,
-    responses=_errors(Forbidden),
-    summary="Run the reaper's pass now (or only report what it would change)",
+    responses=_errors(Forbidden, ServiceUnavailable),
+    summary="Run the reaper's pass over this tenant now, on the leader (or only report what "
+    "it would change)",
 )
 async def cleanup(principal: Admin, state: State, dry_run: bool = False) -> schemas.CleanupResponse:
-    reaper = Reaper(state)
-    found = await reaper.dry_run(principal.tenant_id) if dry_run else await reaper.run_once()
+    tenant_id = principal.tenant_id
+    if dry_run:
+        assert state.reaper is not None
+        found = await state.reaper.dry_run(tenant_id)
+    else:
+        found = await cleanup_now(state, tenant_id)
     return schemas.CleanupResponse(
         dry_run=dry_run,
         changes=[
@@ -81,7 +90,7 @@ async def cleanup(principal: Admin, state: State, dry_run: bool = False) -> sche
                 released_cameras=t.released_cameras,
             )
             for t in found
-            if t.tenant_id == principal.tenant_id
+            if t.tenant_id == tenant_id
         ],
     )
 
@@ -193,7 +202,12 @@ async def shutdown_signal(
     summary="Take no new cameras and hand the current ones over one by one",
 )
 async def drain(
-    worker_id: WorkerPath, live: CurrentWorker, principal: Admin, state: State, uow: Uow
+    # The role first: a key that may not do this hears so, whatever the worker_id.
+    worker_id: WorkerPath,
+    principal: Admin,
+    live: CurrentWorker,
+    state: State,
+    uow: Uow,
 ) -> schemas.ControlResponse:
     return await ControlService(state).set_draining(uow, principal, live, True)
 
@@ -204,7 +218,12 @@ async def drain(
     responses=_errors(Forbidden, NotFound, Conflict),
 )
 async def undrain(
-    worker_id: WorkerPath, live: CurrentWorker, principal: Admin, state: State, uow: Uow
+    # The role first: a key that may not do this hears so, whatever the worker_id.
+    worker_id: WorkerPath,
+    principal: Admin,
+    live: CurrentWorker,
+    state: State,
+    uow: Uow,
 ) -> schemas.ControlResponse:
     return await ControlService(state).set_draining(uow, principal, live, False)
 

@@ -17,7 +17,13 @@ from facefleet.api.storage.hot.base import LiveWorker, SessionMismatch, next_gen
 from facefleet.api.storage.pending_audit import AuditEntry
 from facefleet.api.unit_of_work import UnitOfWork
 from facefleet.api.workers import schemas
-from facefleet.api.workers.identity import check_session, lease_infos, not_registered
+from facefleet.api.workers.identity import (
+    check_session,
+    holds,
+    lease_infos,
+    not_registered,
+    refuse_takeover,
+)
 from facefleet.protocol.enums import LIVE_STATUSES, WorkerStatus
 
 
@@ -30,25 +36,33 @@ class WorkerService:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def register(
-        self, uow: UnitOfWork, principal: Principal, req: schemas.RegisterRequest
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        req: schemas.RegisterRequest,
+        session_token: str | None = None,
     ) -> schemas.RegisterResponse:
+        """``session_token``: the caller's current session, if it has one; a live session
+        is replaced only by its holder, or once it is stale."""
         tenant_id = principal.tenant_id
         now = self.state.clock()
+        suspect_after = self.settings.suspect_after
         previous = await self.hot.get_worker(tenant_id, req.worker_id)
         if previous is not None:
-            self._refuse_if_held(previous, req, now)
+            refuse_takeover(previous, session_token, now, suspect_after)
         session = uow.session
         row, first = await workers_repo.lock_or_create(session, tenant_id, req.worker_id)
         if (
             not first
-            and row.instance_id != req.instance_id
+            and not holds(row.session_hash, session_token)
             and row.status in LIVE_STATUSES
-            and now - row.registered_at.timestamp() < self.settings.suspect_after
+            and now - row.registered_at.timestamp() < suspect_after
         ):
+            # A registration that committed while this one waited for the row lock.
             raise WorkerIdInUse(
                 f"worker_id {req.worker_id!r} was just registered by another process on host "
                 f"{row.hostname or 'unknown'!r}",
-                retry_after=self.settings.suspect_after,
+                retry_after=suspect_after,
             )
         token = new_session_token()
         now_dt = to_datetime(now)
@@ -86,7 +100,6 @@ class WorkerService:
             row.id,
             "registered" if first else "re-registered",
             hostname=req.hostname,
-            instance_id=req.instance_id,
             kept_cameras=[h.camera_id for h in kept],
         )
         commands = await commands_repo.deliverable(session, row.id, now_dt)
@@ -135,21 +148,6 @@ class WorkerService:
             presence_beat=self.settings.presence_beat,
             presence_grace=self.settings.presence_grace,
         )
-
-    def _refuse_if_held(
-        self, previous: LiveWorker, req: schemas.RegisterRequest, now: float
-    ) -> None:
-        if not previous.is_live or previous.instance_id == req.instance_id:
-            return
-        silent_for = now - previous.last_seen
-        if silent_for < self.settings.suspect_after:
-            raise WorkerIdInUse(
-                f"worker_id {req.worker_id!r} is held by a live process on host "
-                f"{previous.hostname or 'unknown'!r} (last heartbeat {silent_for:.1f}s ago); "
-                "use another WORKER_ID or stop that process",
-                retry_after=round(self.settings.suspect_after - silent_for + 0.1, 2),
-                holder_hostname=previous.hostname,
-            )
 
     async def heartbeat(
         self,

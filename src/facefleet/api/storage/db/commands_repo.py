@@ -84,13 +84,19 @@ async def mark_delivered(session: AsyncSession, ids: Sequence[int], now: datetim
         )
 
 
-async def expire_due(session: AsyncSession, now: datetime) -> list[tuple[Command, str]]:
-    """Expire every open command past its deadline; return them with their worker_id."""
+async def expire_due(
+    session: AsyncSession, now: datetime, tenant_id: str | None = None
+) -> list[tuple[Command, str]]:
+    """Expire every open command past its deadline (of one tenant, when given); return them
+    with their worker_id."""
+    due = [Command.status.in_(OPEN), Command.expires_at <= now]
+    if tenant_id is not None:
+        due.append(Command.tenant_id == tenant_id)
     rows = (
         await session.execute(
             select(Command, Worker.worker_id)
             .join(Worker, Worker.id == Command.worker_pk)
-            .where(Command.status.in_(OPEN), Command.expires_at <= now)
+            .where(*due)
             .with_for_update(of=Command, skip_locked=True)
         )
     ).all()

@@ -201,8 +201,11 @@ class HotStore(Protocol):
     async def take_delivered(self) -> list[int]:
         """Ids of commands handed out since the last call (to mark them delivered)."""
 
-    async def sweep(self, *, now: float, suspect_after: float) -> SweepResult:
-        """Mark silent workers suspect and expired ones offline, atomically, and return them.
+    async def sweep(
+        self, *, now: float, suspect_after: float, tenant_id: str | None = None
+    ) -> SweepResult:
+        """Mark silent workers suspect and expired ones offline, atomically, and return them
+        (only those of ``tenant_id``, when given).
 
         An expired worker keeps its lease map until ``drop_lease`` is called for each lease
         after the database released it, so a failed release is retried on the next sweep.

@@ -232,12 +232,16 @@ class MemoryHotStore:
         delivered, self._delivered = sorted(self._delivered), set()
         return delivered
 
-    async def sweep(self, *, now: float, suspect_after: float) -> SweepResult:
+    async def sweep(
+        self, *, now: float, suspect_after: float, tenant_id: str | None = None
+    ) -> SweepResult:
         suspect: list[LiveWorker] = []
         expired: list[LiveWorker] = []
         expired_from: dict[str, WorkerStatus] = {}
         for worker in self._workers.values():
             if worker.status not in LIVE_STATUSES:
+                continue
+            if tenant_id is not None and worker.tenant_id != tenant_id:
                 continue
             if worker.is_expired(now):
                 expired_from[worker.key] = worker.status

@@ -370,7 +370,9 @@ class RedisHotStore:
         ids = await self._take_delivered(args=[self.prefix])
         return sorted(int(i) for i in ids)
 
-    async def sweep(self, *, now: float, suspect_after: float) -> SweepResult:
+    async def sweep(
+        self, *, now: float, suspect_after: float, tenant_id: str | None = None
+    ) -> SweepResult:
         rows = await self._sweep(
             args=[
                 self.prefix,
@@ -379,6 +381,7 @@ class RedisHotStore:
                 self._record_ms,
                 _number(_SUSPECT_SLACK),
                 str(SWEEP_LIMIT),
+                "" if tenant_id is None else worker_key(tenant_id, ""),
             ]
         )
         suspect: list[LiveWorker] = []

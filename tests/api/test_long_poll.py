@@ -70,14 +70,7 @@ async def test_a_release_hands_the_camera_to_the_waiting_worker(api: Api) -> Non
 async def test_a_worker_shutting_down_hands_its_camera_to_the_waiting_worker(api: Api) -> None:
     holder, waiter, camera_id, _ = await holder_and_waiter(api)
 
-    async def shut_down() -> httpx.Response:
-        return await api.client.post(
-            f"/v1/workers/{holder.worker_id}/shutdown/signal",
-            json={"reason": "leaving"},
-            headers=holder.headers,
-        )
-
-    answer = await answer_after(waiter, shut_down)
+    answer = await answer_after(waiter, holder.shutdown_signal)
     assert answer.json()["assignment"]["camera_id"] == camera_id
 
 
@@ -134,14 +127,7 @@ async def test_a_worker_leaving_while_it_waits_itself_passes_its_turn_on(api: Ap
     await asyncio.sleep(0.2)
     assert not own_poll.done(), own_poll.result().text
 
-    async def shut_down() -> httpx.Response:
-        return await api.client.post(
-            f"/v1/workers/{holder.worker_id}/shutdown/signal",
-            json={"reason": "leaving"},
-            headers=holder.headers,
-        )
-
-    answer = await answer_after(waiter, shut_down)
+    answer = await answer_after(waiter, holder.shutdown_signal)
     assert answer.json()["assignment"]["camera_id"] == camera_id
     async with asyncio.timeout(ANSWERED_WITHIN):
         left = await own_poll

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ import pytest
 
 from facefleet.api.app import create_app
 from facefleet.api.security import Role
-from facefleet.api.tenants.service import create_tenant
 from tests.fixtures.harness import Tenant, make_settings
 from tests.fixtures.live_server import LiveServer, live_server
 
@@ -41,22 +40,6 @@ def server(database_url: str, hot_settings: dict[str, Any], tmp_path: Path) -> I
     )
     with live_server(create_app(settings)) as running:
         yield running
-
-
-@pytest.fixture
-async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
-        yield client
-
-
-def new_tenant(server: LiveServer) -> Tenant:
-    async def make() -> Tenant:
-        async with server.state.sessions() as session:
-            created = await create_tenant(session, f"t-{uuid.uuid4().hex[:10]}")
-            await session.commit()
-        return Tenant(created.id, created.name, created.keys)
-
-    return server.call(make())
 
 
 async def worker_with_camera(http: httpx.AsyncClient, tenant: Tenant) -> tuple[str, dict[str, str]]:
@@ -107,7 +90,7 @@ async def released_within(http: httpx.AsyncClient, tenant: Tenant, seconds: floa
 async def test_a_broken_presence_stream_frees_the_camera_a_grace_later(
     server: LiveServer, http: httpx.AsyncClient
 ) -> None:
-    tenant = new_tenant(server)
+    tenant = server.new_tenant()
     _, headers = await worker_with_camera(http, tenant)
     stream = await open_presence(server, headers)
     await asyncio.sleep(0.5)
@@ -123,7 +106,7 @@ async def test_a_broken_presence_stream_frees_the_camera_a_grace_later(
 async def test_a_worker_back_within_the_grace_keeps_its_camera(
     server: LiveServer, http: httpx.AsyncClient
 ) -> None:
-    tenant = new_tenant(server)
+    tenant = server.new_tenant()
     _, headers = await worker_with_camera(http, tenant)
     first = await open_presence(server, headers)
     await asyncio.sleep(0.3)

@@ -7,8 +7,7 @@ import asyncio
 import base64
 import json
 import os
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from websockets.typing import Subprotocol
 
 from facefleet.api.app import create_app
 from facefleet.api.security import Role
-from facefleet.api.tenants.service import create_tenant
 from tests.fixtures.harness import Tenant, make_settings
 from tests.fixtures.live_server import LiveServer, live_server
 
@@ -30,22 +28,6 @@ def server(database_url: str, hot_settings: dict[str, Any], tmp_path: Path) -> I
     settings = make_settings(tmp_path, database_url, run_background=True, **hot_settings)
     with live_server(create_app(settings)) as running:
         yield running
-
-
-@pytest.fixture
-async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
-        yield client
-
-
-def new_tenant(server: LiveServer) -> Tenant:
-    async def make() -> Tenant:
-        async with server.state.sessions() as session:
-            created = await create_tenant(session, f"t-{uuid.uuid4().hex[:10]}")
-            await session.commit()
-        return Tenant(created.id, created.name, created.keys)
-
-    return server.call(make())
 
 
 class Worker:
@@ -123,7 +105,7 @@ def key_protocol(tenant: Tenant, role: Role) -> Subprotocol:
 async def test_scripted_sequence_arrives_in_order_and_only_for_its_tenant(
     server: LiveServer, http: httpx.AsyncClient
 ) -> None:
-    a, b = new_tenant(server), new_tenant(server)
+    a, b = server.new_tenant(), server.new_tenant()
     cam = await add_camera(http, a, "a-cam")
     await add_camera(http, b, "b-cam")
     async with watch(server, a) as ws:
@@ -177,7 +159,7 @@ async def test_scripted_sequence_arrives_in_order_and_only_for_its_tenant(
 async def test_reconnect_with_since_replays_what_was_missed(
     server: LiveServer, http: httpx.AsyncClient
 ) -> None:
-    tenant = new_tenant(server)
+    tenant = server.new_tenant()
     async with watch(server, tenant) as ws:
         last = (await receive(ws))["seq"]
         await Worker(http, tenant, "w1").register()
@@ -200,7 +182,7 @@ async def test_reconnect_with_since_replays_what_was_missed(
 async def test_other_tenants_and_workers_are_refused_before_the_upgrade(
     server: LiveServer, who: str
 ) -> None:
-    a, b = new_tenant(server), new_tenant(server)
+    a, b = server.new_tenant(), server.new_tenant()
     sockets: dict[str, Callable[[], connect]] = {
         "other-tenant-admin": lambda: watch(server, a, Role.admin, path_tenant=b.id),
         "worker-key": lambda: watch(server, a, Role.worker),
@@ -217,7 +199,7 @@ async def test_other_tenants_and_workers_are_refused_before_the_upgrade(
 
 
 async def test_the_key_in_a_header_opens_the_stream(server: LiveServer) -> None:
-    tenant = new_tenant(server)
+    tenant = server.new_tenant()
     url = f"{server.ws_url}/v1/workers/ws/{tenant.id}"
     headers = {"Authorization": f"Bearer {tenant.keys[Role.viewer]}"}
     async with connect(url, additional_headers=headers) as ws:
@@ -230,7 +212,7 @@ async def test_the_key_in_a_header_opens_the_stream(server: LiveServer) -> None:
 async def test_a_client_that_cannot_keep_up_is_dropped_with_a_clear_code(
     server: LiveServer,
 ) -> None:
-    tenant = new_tenant(server)
+    tenant = server.new_tenant()
     async with watch(server, tenant) as ws:
         await receive(ws)
 

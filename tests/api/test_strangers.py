@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,12 +253,6 @@ def server(database_url: str, hot_settings: dict[str, Any], tmp_path: Path) -> I
     settings = make_settings(tmp_path, database_url, run_background=True, **hot_settings)
     with live_server(create_app(settings)) as running:
         yield running
-
-
-@pytest.fixture
-async def http(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
-        yield client
 
 
 async def test_the_leader_clusters_and_the_websocket_tells(

@@ -8,8 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The longest frame a worker may still be processing when it fences itself.
-PRESENCE_FRAME_ALLOWANCE = 0.5
+from facefleet.protocol.workers import PRESENCE_FRAME_ALLOWANCE
 
 
 class Settings(BaseSettings):

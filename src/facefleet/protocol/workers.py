@@ -80,6 +80,10 @@ class RegisterResponse(Response):
     )
 
 
+# The longest frame a worker may still be processing once it decides to fence itself: it
+# fences that long before the presence grace ends, and the grace must leave room for it.
+PRESENCE_FRAME_ALLOWANCE = 0.5
+
 MetricValue = float | int | str | bool | None
 
 

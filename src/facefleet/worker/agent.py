@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from facefleet.protocol.source_urls import mask_source_url
-from facefleet.protocol.workers import StreamStateName
+from facefleet.protocol.workers import PRESENCE_FRAME_ALLOWANCE, StreamStateName
 from facefleet.worker import system_metrics
 from facefleet.worker.command_handlers import execute
 from facefleet.worker.frame_log import FrameLog
@@ -64,9 +64,6 @@ STREAM_STOP_GRACE = 5.0
 COMMAND_TIMEOUT = 30.0
 RECONCILE_PERIOD = 0.5
 FENCE_CHECK = 0.05
-# The longest frame a worker may still be processing when it fences itself (the control
-# plane's PRESENCE_FRAME_ALLOWANCE).
-PRESENCE_FRAME_ALLOWANCE = 0.5
 MAX_CAMERA_METRICS = 48
 # How long a camera request waits on the control plane for a camera to become free.
 CAMERA_WAIT = 20.0

@@ -28,6 +28,8 @@ from facefleet.api.events.tapped import TappedBroker
 from facefleet.api.gc_tuning import tuned_collector
 from facefleet.api.health.router import router as health_router
 from facefleet.api.integrations.recorder import EventRecorder
+from facefleet.api.keys.propagation import follow_key_ends
+from facefleet.api.keys.router import router as keys_router
 from facefleet.api.log_redaction import install_redaction
 from facefleet.api.mqtt.publisher import MqttPublisher
 from facefleet.api.observability.metrics import HttpMetricsMiddleware, Metrics
@@ -103,6 +105,7 @@ def create_app(
             events=TappedBroker(backend.events, recorder),
         )
         app.state.facefleet = state
+        follow_key_ends(state)
         recorder.start()
         await state.events.start()
         if settings.bootstrap_default_tenant:
@@ -221,6 +224,7 @@ def create_app(
     app.include_router(cameras_router)
     app.include_router(people_router)
     app.include_router(tenants_router)
+    app.include_router(keys_router)
     app.include_router(sightings_router)
     app.include_router(webhooks_router)
     app.include_router(strangers_router)

@@ -62,31 +62,41 @@ async def authenticate(state: AppState, authorization: str | None) -> Principal:
         )
     principal = await resolve_key(state, authorization[7:].strip())
     if principal is None:
-        raise Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized(
+            "invalid, revoked or expired API key", headers={"WWW-Authenticate": "Bearer"}
+        )
     return principal
 
 
 async def resolve_key(state: AppState, key: str) -> Principal | None:
-    """The principal of an API key, from the cache or the database.
+    """The principal of an API key, from the cache or the database; None for a key that is
+    unknown, revoked or expired.
 
-    A key the cache verified before keeps working while it is verified again in the
-    background, so no request (a heartbeat least of all) waits for the database: a revoked
-    key stops working as soon as that read lands, within the cache time and one request."""
+    A cached key is verified again in the background once half the cache time has passed,
+    so no request (a heartbeat least of all) waits for the database; past the cache time it
+    is verified before it is trusted again, unless that verification is already under way
+    (a slow database: the last answer serves meanwhile). A revocation is broadcast to every
+    replica (``api/keys/propagation.py``); without the broadcast a revoked key still stops
+    working within the cache time."""
     key_hash = hash_secret(key)
     principal = state.principals.get(key_hash)
-    if principal is not None:
-        return principal
-    known = state.principals.stale(key_hash)
-    if known is not None and state.principals.expired(key_hash):
-        state.principals.refresh(key_hash, lambda: _verify(state, key, key_hash))
-        return known
-    return await _verify(state, key, key_hash)
+    if principal is None:
+        principal = state.principals.aging(key_hash)
+        if principal is not None:
+            state.principals.refresh(key_hash, lambda: _verify(state, key, key_hash))
+        elif state.principals.refreshing(key_hash):
+            principal = state.principals.stale(key_hash)
+        if principal is None:
+            principal = await _verify(state, key, key_hash)
+    if principal is not None and principal.expired(state.clock()):
+        return None
+    return principal
 
 
 async def _verify(state: AppState, key: str, key_hash: str) -> Principal | None:
     try:
         async with state.reads() as session:
-            principal = await principal_for_key(session, key)
+            principal = await principal_for_key(session, key, now=state.clock())
     except (OperationalError, DBAPIError, ConnectionError) as exc:
         # A key verified before the outage keeps working: the hot path needs no database.
         known = state.principals.stale(key_hash)
@@ -95,9 +105,9 @@ async def _verify(state: AppState, key: str, key_hash: str) -> Principal | None:
         raise ServiceUnavailable("database unavailable: cannot verify the API key") from exc
     if principal is not None:
         state.principals.put(key_hash, principal)
-    else:
-        state.principals.forget(key_hash)  # revoked: not even trusted during an outage
-    return principal
+        return state.principals.bounded(principal)
+    state.principals.forget(key_hash)  # revoked: not even trusted during an outage
+    return None
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

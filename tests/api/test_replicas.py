@@ -172,3 +172,25 @@ def test_replicas_started_together_on_an_empty_database_all_come_up(
     finally:
         for plane in started:
             plane.stop()
+
+
+async def test_a_key_revoked_on_one_replica_is_refused_by_the_other_at_once(
+    replicas: list[ControlPlane], tmp_path: Path
+) -> None:
+    a, b = replicas
+    admin = {"Authorization": f"Bearer {keys_of(tmp_path)['admin']}"}
+    async with httpx.AsyncClient(timeout=5) as http:
+        resp = await http.post(f"{a.url}/v1/keys", json={"role": "viewer"}, headers=admin)
+        assert resp.status_code == 201, resp.text
+        created = resp.json()
+        key = {"Authorization": f"Bearer {created['key']}"}
+        for plane in (a, b):  # each replica has the key in its auth cache (30 s)
+            assert (await http.get(f"{plane.url}/v1/whoami", headers=key)).status_code == 200
+        resp = await http.delete(f"{a.url}/v1/keys/{created['id']}", headers=admin)
+        assert resp.status_code == 200, resp.text
+        revoked = time.monotonic()
+        assert (await http.get(f"{a.url}/v1/whoami", headers=key)).status_code == 401
+        while (await http.get(f"{b.url}/v1/whoami", headers=key)).status_code == 200:
+            assert time.monotonic() - revoked < 1.0, "replica b still accepts the revoked key"
+            await asyncio.sleep(0.01)
+        print(f"refused by the other replica {time.monotonic() - revoked:.3f}s after")

@@ -194,3 +194,22 @@ async def test_a_key_revoked_on_one_replica_is_refused_by_the_other_at_once(
             assert time.monotonic() - revoked < 1.0, "replica b still accepts the revoked key"
             await asyncio.sleep(0.01)
         print(f"refused by the other replica {time.monotonic() - revoked:.3f}s after")
+
+
+def test_replicas_share_one_rate_limit_bucket_per_key(
+    tmp_path: Path, database_url: str, redis_prefix: str
+) -> None:
+    burst = 4
+    env = {"FACEFLEET_RATE_LIMIT": "0.2", "FACEFLEET_RATE_LIMIT_BURST": str(burst)}
+    started = start_replicas(tmp_path, database_url, REDIS_URL, redis_prefix, env=env)
+    try:
+        viewer = {"Authorization": f"Bearer {keys_of(tmp_path)['viewer']}"}
+        answers = [
+            httpx.get(f"{started[i % 2].url}/v1/cameras", headers=viewer) for i in range(burst + 2)
+        ]
+        # Alternating replicas spend one bucket: the burst in all, then both refuse.
+        assert [r.status_code for r in answers] == [200] * burst + [429, 429]
+        assert all(r.headers["Retry-After"] for r in answers[burst:])
+    finally:
+        for plane in started:
+            plane.stop()

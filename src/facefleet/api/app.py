@@ -101,6 +101,7 @@ def create_app(
             hot=hot,
             principals=PrincipalCache(settings.auth_cache_seconds),
             clock=clock or backend.clock,
+            rate_clock=backend.clock,
             metrics=metrics,
             events=TappedBroker(backend.events, recorder),
         )

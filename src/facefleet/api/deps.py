@@ -17,6 +17,7 @@ from facefleet.api.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from facefleet.api.rate_limits import Budget, budget_of
 from facefleet.api.security import Principal, Role, hash_secret
 from facefleet.api.state import AppState
 from facefleet.api.storage.hot.base import LiveWorker
@@ -48,13 +49,18 @@ Uow = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 
 async def get_principal(
     state: State,
+    request: Request,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
 ) -> Principal:
-    return await authenticate(state, authorization)
+    route = request.scope.get("route")
+    return await authenticate(state, authorization, budget_of(getattr(route, "path", None)))
 
 
-async def authenticate(state: AppState, authorization: str | None) -> Principal:
-    """The principal of an ``Authorization: Bearer <key>`` header; 401 without a valid one."""
+async def authenticate(
+    state: AppState, authorization: str | None, budget: Budget = Budget.general
+) -> Principal:
+    """The principal of an ``Authorization: Bearer <key>`` header; 401 without a valid one,
+    429 when the key is over the ``budget`` the request is paid from."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized(
             "missing API key: send 'Authorization: Bearer <key>'",
@@ -65,6 +71,7 @@ async def authenticate(state: AppState, authorization: str | None) -> Principal:
         raise Unauthorized(
             "invalid, revoked or expired API key", headers={"WWW-Authenticate": "Bearer"}
         )
+    await state.limits.spend(principal, budget)
     return principal
 
 

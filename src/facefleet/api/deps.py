@@ -6,6 +6,7 @@ thread hops per heartbeat for nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -75,25 +76,38 @@ async def authenticate(
     return principal
 
 
+# How long a request waits for the re-read of a key past the auth cache time before the
+# last answer serves (a slow database must not hold heartbeats up).
+SLOW_VERIFY = 1.0
+
+
 async def resolve_key(state: AppState, key: str) -> Principal | None:
     """The principal of an API key, from the cache or the database; None for a key that is
     unknown, revoked or expired.
 
     A cached key is verified again in the background once half the cache time has passed,
     so no request (a heartbeat least of all) waits for the database; past the cache time it
-    is verified before it is trusted again, unless that verification is already under way
-    (a slow database: the last answer serves meanwhile). A revocation is broadcast to every
-    replica (``api/keys/propagation.py``); without the broadcast a revoked key still stops
-    working within the cache time."""
+    is verified before it is trusted again, unless the database is slow to answer (then the
+    last answer serves, as during an outage). A revocation is broadcast to every replica
+    (``api/keys/propagation.py``); without the broadcast a revoked key still stops working
+    within the cache time, whenever the database answers."""
     key_hash = hash_secret(key)
-    principal = state.principals.get(key_hash)
+    cache = state.principals
+    principal = cache.get(key_hash)
     if principal is None:
-        principal = state.principals.aging(key_hash)
+        principal = cache.aging(key_hash)
+        known = cache.stale(key_hash)
         if principal is not None:
-            state.principals.refresh(key_hash, lambda: _verify(state, key, key_hash))
-        elif state.principals.refreshing(key_hash):
-            principal = state.principals.stale(key_hash)
-        if principal is None:
+            cache.refresh(key_hash, lambda: _verify(state, key, key_hash))
+        elif known is not None and cache.refreshing(key_hash):
+            principal = known  # a re-read is under way already: the database is slow
+        elif known is not None:
+            reread = cache.refresh(key_hash, lambda: _verify(state, key, key_hash))
+            try:
+                principal = await asyncio.wait_for(asyncio.shield(reread), SLOW_VERIFY)
+            except TimeoutError:
+                principal = known
+        else:
             principal = await _verify(state, key, key_hash)
     if principal is not None and principal.expired(state.clock()):
         return None

@@ -67,7 +67,7 @@ class PrincipalCache:
     def __init__(self, ttl: float) -> None:
         self._ttl = ttl
         self._entries: dict[str, tuple[Principal, float]] = {}
-        self._refreshing: dict[str, asyncio.Task[object]] = {}
+        self._refreshing: dict[str, asyncio.Task[Principal | None]] = {}
         # When each key whose end was broadcast stops working: a verification that read the
         # row before the change cannot cache the key beyond it.
         self._ends: dict[int, float] = {}
@@ -86,20 +86,24 @@ class PrincipalCache:
             return None
         return entry[0]
 
-    def refresh(self, key_hash: str, verify: Callable[[], Awaitable[object]]) -> None:
+    def refresh(
+        self, key_hash: str, verify: Callable[[], Awaitable[Principal | None]]
+    ) -> asyncio.Task[Principal | None]:
         """Verify a cached key again in the background, once at a time per key."""
-        if key_hash in self._refreshing:
-            return
-        task: asyncio.Task[object] = asyncio.ensure_future(verify())
+        running = self._refreshing.get(key_hash)
+        if running is not None:
+            return running
+        task: asyncio.Task[Principal | None] = asyncio.ensure_future(verify())
         self._refreshing[key_hash] = task
 
-        def done(finished: asyncio.Task[object]) -> None:
+        def done(finished: asyncio.Task[Principal | None]) -> None:
             self._refreshing.pop(key_hash, None)
             # A failed read is tried again by a later request; nothing waits for this one.
             if not finished.cancelled():
                 finished.exception()
 
         task.add_done_callback(done)
+        return task
 
     def refreshing(self, key_hash: str) -> bool:
         return key_hash in self._refreshing

@@ -190,6 +190,7 @@ def create_app(
             # stopping process alive.
             await _bounded(flusher.run_once(), "final write-behind flush")
             await _bounded(recorder.close(), "integrations outbox")
+            await _bounded(state.key_usage.close(), "keys' last use")
             if leadership is not None:
                 await _bounded(leadership.release(), "leader lock release")
             await _bounded(state.events.close(), "event broker close")

@@ -22,7 +22,7 @@ from facefleet.api.rate_limits import Budget, budget_of
 from facefleet.api.security import Principal, Role, hash_secret
 from facefleet.api.state import AppState
 from facefleet.api.storage.hot.base import LiveWorker
-from facefleet.api.tenants.service import principal_for_key
+from facefleet.api.tenants.service import verify_key
 from facefleet.api.unit_of_work import UnitOfWork, transaction
 from facefleet.api.workers.identity import live_worker
 from facefleet.api.workers.paths import WORKER_ID_PATH
@@ -115,20 +115,22 @@ async def resolve_key(state: AppState, key: str) -> Principal | None:
 
 
 async def _verify(state: AppState, key: str, key_hash: str) -> Principal | None:
+    now = state.clock()
     try:
         async with state.reads() as session:
-            principal = await principal_for_key(session, key, now=state.clock())
+            verified = await verify_key(session, key, now=now)
     except (OperationalError, DBAPIError, ConnectionError) as exc:
         # A key verified before the outage keeps working: the hot path needs no database.
         known = state.principals.stale(key_hash)
         if known is not None:
             return known
         raise ServiceUnavailable("database unavailable: cannot verify the API key") from exc
-    if principal is not None:
-        state.principals.put(key_hash, principal)
-        return state.principals.bounded(principal)
-    state.principals.forget(key_hash)  # revoked: not even trusted during an outage
-    return None
+    if verified is None:
+        state.principals.forget(key_hash)  # revoked: not even trusted during an outage
+        return None
+    state.key_usage.seen(verified.principal.key_id, verified.last_used_at, now)
+    state.principals.put(key_hash, verified.principal)
+    return state.principals.bounded(verified.principal)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -54,6 +54,7 @@ def keys_table(items: list[dict[str, Any]]) -> Table:
     table = Table(title="API keys")
     for column in ("id", "prefix", "role", "name", "status", "created", "expires", "revoked"):
         table.add_column(column)
+    table.add_column("last used")
     for k in items:
         table.add_row(
             str(k["id"]),
@@ -64,6 +65,7 @@ def keys_table(items: list[dict[str, Any]]) -> Table:
             k["created_at"],
             k["expires_at"] or "",
             k["revoked_at"] or "",
+            k["last_used_at"] or "",
         )
     return table
 

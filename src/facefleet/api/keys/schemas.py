@@ -70,6 +70,9 @@ class KeyOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    last_used_at: datetime | None = Field(
+        description="When a request last used the key, to about a minute and a half."
+    )
 
 
 class KeyCreated(KeyOut):

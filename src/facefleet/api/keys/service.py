@@ -47,6 +47,7 @@ class KeyService:
             created_at=row.created_at,
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
+            last_used_at=row.last_used_at,
         )
 
     def _expiry(self, req: schemas.KeyCreate | schemas.KeyRotate) -> datetime | None:

@@ -68,16 +68,24 @@ async def add_key(
     return row, key
 
 
-async def principal_for_key(session: AsyncSession, key: str, *, now: float) -> Principal | None:
+@dataclass(frozen=True)
+class VerifiedKey:
+    principal: Principal
+    last_used_at: datetime | None
+
+
+async def verify_key(session: AsyncSession, key: str, *, now: float) -> VerifiedKey | None:
+    """The key's principal and last use, unless it is unknown, revoked or expired."""
     row = await keys_repo.usable(session, hash_secret(key), to_datetime(now))
     if row is None:
         return None
-    return Principal(
+    principal = Principal(
         tenant_id=row.tenant_id,
         role=Role(row.role),
         key_id=row.id,
         expires_at=row.expires_at.timestamp() if row.expires_at is not None else None,
     )
+    return VerifiedKey(principal, row.last_used_at)
 
 
 async def any_tenant(session: AsyncSession) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facefleet.api.storage.db.models import ApiKey
@@ -60,3 +60,12 @@ async def one(
         query = query.with_for_update()
     row: ApiKey | None = await session.scalar(query)
     return row
+
+
+async def note_use(session: AsyncSession, key_id: int, at: datetime) -> None:
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at))
+        .values(last_used_at=at)
+        .execution_options(synchronize_session=False)
+    )

@@ -18,13 +18,12 @@ import httpx
 import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from sqlalchemy import select, update
+from sqlalchemy import select
 from starlette.routing import BaseRoute
 
 from facefleet.api import deps
 from facefleet.api.security import Role
-from facefleet.api.storage.db.models import ApiKey, Base
-from facefleet.api.tenants.service import add_key
+from facefleet.api.storage.db.models import Base
 from tests.fixtures.harness import Api, FakeClock, Tenant, WorkerHandle, make_settings, running_api
 
 pytestmark = pytest.mark.timeout(120)
@@ -151,14 +150,24 @@ class World:
 
 
 async def revoked_key(api: Api, tenant: Tenant) -> str:
-    # Revoked through the storage layer: this is exactly what revocation stores.
-    async with api.state.sessions() as session:
-        key = await add_key(session, tenant.id, Role.admin, "revoked")
-        await session.execute(
-            update(ApiKey).where(ApiKey.label == "revoked").values(revoked_at=ApiKey.created_at)
-        )
-        await session.commit()
+    """A key of the tenant, revoked through the API as an operator revokes one."""
+    created = await api.client.post("/v1/keys", json={"role": "admin"}, headers=tenant.headers())
+    assert created.status_code == 201, created.text
+    key: str = created.json()["key"]
+    whoami = await api.client.get("/v1/whoami", headers={"Authorization": f"Bearer {key}"})
+    assert whoami.status_code == 200  # cached now: the revocation must reach the cache
+    revoked = await api.client.delete(f"/v1/keys/{created.json()['id']}", headers=tenant.headers())
+    assert revoked.status_code == 200, revoked.text
     return key
+
+
+async def spare_key(api: Api, tenant: Tenant) -> str:
+    """The id of a key of the tenant that the matrix's own calls may rotate and revoke."""
+    created = await api.client.post(
+        "/v1/keys", json={"role": "viewer", "name": "spare"}, headers=tenant.headers()
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
 
 
 @pytest.fixture
@@ -226,6 +235,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             "negative_id": "1",
             "stranger_id": "1",
             "delivery_id": "1",
+            "key_id": await spare_key(api, a),
         }
         worker_key = {"Authorization": f"Bearer {a.keys[Role.worker]}"}
         callers = [
@@ -305,7 +315,10 @@ async def snapshot(world: World) -> dict[str, Any]:
     async with world.api.state.sessions() as session:
         for table in Base.metadata.sorted_tables:
             if "tenant_id" in table.c:
-                rows = await session.execute(select(table).where(table.c.tenant_id == world.a.id))
+                # A key's last use is bookkeeping every authenticated call may update.
+                columns = [c for c in table.c if c.name != "last_used_at"]
+                query = select(*columns).where(table.c.tenant_id == world.a.id)
+                rows = await session.execute(query)
                 tables[table.name] = sorted(map(repr, rows.all()))
     hot = sorted(map(repr, await world.api.state.hot.list_workers(world.a.id)))
     return {"tables": tables, "hot": hot}

@@ -241,3 +241,26 @@ async def test_a_client_that_cannot_keep_up_is_dropped_with_a_clear_code(
     # The API is not slowed by it: a new client still gets a snapshot right away.
     async with watch(server, tenant) as ws:
         assert (await receive(ws))["type"] == "snapshot"
+
+
+async def test_a_stream_ends_when_its_key_is_revoked(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    tenant = server.new_tenant()
+    resp = await http.post("/v1/keys", json={"role": "viewer"}, headers=tenant.headers())
+    assert resp.status_code == 201, resp.text
+    created = resp.json()
+    url = f"{server.ws_url}/v1/workers/ws/{tenant.id}"
+    headers = {"Authorization": f"Bearer {created['key']}"}
+    async with connect(url, additional_headers=headers) as ws, watch(server, tenant) as other:
+        assert (await receive(ws))["type"] == "snapshot"
+        assert (await receive(other))["type"] == "snapshot"
+        revoked = await http.delete(f"/v1/keys/{created['id']}", headers=tenant.headers())
+        assert revoked.status_code == 200, revoked.text
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await receive(ws, timeout=3.0)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+        # Another key's stream goes on.
+        server.call(server.state.events.publish(tenant.id, "stats", {"after": True}))
+        assert (await events_until(other, "stats"))[-1]["data"] == {"after": True}

@@ -146,6 +146,10 @@ async def scripted_run(hot: HotStore) -> list[Any]:
     note("removed offline", await hot.get_worker("t1", "a"))
     await hot.remove_worker("t1", "d")
     note("list after removals", await hot.list_workers())
+    # A bucket of 2 at 4 tokens a second: two at once, then one every quarter second.
+    for step, at in enumerate([0.0, 0.0, 0.0, 0.1, 0.25, 0.26, 5.0, 5.0, 5.0, 4.0]):
+        note(f"token {step}", await hot.take_token("7:general", rate=4.0, burst=2, now=T0 + at))
+    note("other bucket", await hot.take_token("7:worker", rate=4.0, burst=2, now=T0))
     note("restored before", await hot.is_restored())
     await hot.mark_restored()
     note("restored after", await hot.is_restored())
@@ -261,6 +265,9 @@ async def test_every_key_expires_except_indexes_and_the_reapers_retry_queue(
     for key in ("w:t1/a", "w:t1/b", "cmd:t1/b", "delivered", "dirty", "touched", "touched:t1"):
         assert 50 < keys[key] <= 60, (key, keys[key])
     assert 100 < keys[f"rate:{int(T0 + 1)}"] <= 120
+    # A rate-limit bucket is kept only until it would be full again.
+    await store.take_token("1:general", rate=10.0, burst=20, now=T0)
+    assert 0 < (await ttls(store))["bucket:1:general"] <= 1.1
     # Index sets lose members whose record expired at the next sweep or listing; the marker
     # says the store holds the database's state.
     assert keys["idx:t1"] == keys["tenants"] == keys["restored"] == -1

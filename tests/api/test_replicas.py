@@ -172,3 +172,44 @@ def test_replicas_started_together_on_an_empty_database_all_come_up(
     finally:
         for plane in started:
             plane.stop()
+
+
+async def test_a_key_revoked_on_one_replica_is_refused_by_the_other_at_once(
+    replicas: list[ControlPlane], tmp_path: Path
+) -> None:
+    a, b = replicas
+    admin = {"Authorization": f"Bearer {keys_of(tmp_path)['admin']}"}
+    async with httpx.AsyncClient(timeout=5) as http:
+        resp = await http.post(f"{a.url}/v1/keys", json={"role": "viewer"}, headers=admin)
+        assert resp.status_code == 201, resp.text
+        created = resp.json()
+        key = {"Authorization": f"Bearer {created['key']}"}
+        for plane in (a, b):  # each replica has the key in its auth cache (30 s)
+            assert (await http.get(f"{plane.url}/v1/whoami", headers=key)).status_code == 200
+        resp = await http.delete(f"{a.url}/v1/keys/{created['id']}", headers=admin)
+        assert resp.status_code == 200, resp.text
+        revoked = time.monotonic()
+        assert (await http.get(f"{a.url}/v1/whoami", headers=key)).status_code == 401
+        while (await http.get(f"{b.url}/v1/whoami", headers=key)).status_code == 200:
+            assert time.monotonic() - revoked < 1.0, "replica b still accepts the revoked key"
+            await asyncio.sleep(0.01)
+        print(f"refused by the other replica {time.monotonic() - revoked:.3f}s after")
+
+
+def test_replicas_share_one_rate_limit_bucket_per_key(
+    tmp_path: Path, database_url: str, redis_prefix: str
+) -> None:
+    burst = 4
+    env = {"FACEFLEET_RATE_LIMIT": "0.2", "FACEFLEET_RATE_LIMIT_BURST": str(burst)}
+    started = start_replicas(tmp_path, database_url, REDIS_URL, redis_prefix, env=env)
+    try:
+        viewer = {"Authorization": f"Bearer {keys_of(tmp_path)['viewer']}"}
+        answers = [
+            httpx.get(f"{started[i % 2].url}/v1/cameras", headers=viewer) for i in range(burst + 2)
+        ]
+        # Alternating replicas spend one bucket: the burst in all, then both refuse.
+        assert [r.status_code for r in answers] == [200] * burst + [429, 429]
+        assert all(r.headers["Retry-After"] for r in answers[burst:])
+    finally:
+        for plane in started:
+            plane.stop()

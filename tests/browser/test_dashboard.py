@@ -115,7 +115,7 @@ def test_sign_in(dashboard: Dashboard, page: Page, screenshots: Screenshots) -> 
     page.goto(f"{dashboard.url}/")
     page.fill("input[name=api-key]", "ff_admin_not-a-real-key")
     page.click("form[aria-label='sign in'] button[type=submit]")
-    expect(page.get_by_role("alert")).to_contain_text("invalid or revoked API key")
+    expect(page.get_by_role("alert")).to_contain_text("invalid, revoked or expired API key")
     screenshots.take(page, "sign in refused")
 
     dashboard.sign_in(page, "admin")

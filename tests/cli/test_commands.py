@@ -166,7 +166,7 @@ def test_drain_undrain_and_shutdown(cli: Cli, simulate: Callable[..., SimulatedW
         ),
         (["cameras", "add", "cam", "rtsp://host/x"], "viewer", "needs an admin key"),
         (["cameras", "edit", "nowhere", "--fps", "2"], "admin", "no camera named 'nowhere'"),
-        (["workers", "list"], "ff_admin_not-a-key", "invalid or revoked API key"),
+        (["workers", "list"], "ff_admin_not-a-key", "invalid, revoked or expired API key"),
         (["people", "enroll", "x", "photo.jpg"], "viewer", "needs an admin key"),
         (["sightings", "tail"], "worker", "a worker key cannot watch this tenant's events"),
     ],

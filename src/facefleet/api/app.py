@@ -28,6 +28,8 @@ from facefleet.api.events.tapped import TappedBroker
 from facefleet.api.gc_tuning import tuned_collector
 from facefleet.api.health.router import router as health_router
 from facefleet.api.integrations.recorder import EventRecorder
+from facefleet.api.keys.propagation import follow_key_ends
+from facefleet.api.keys.router import router as keys_router
 from facefleet.api.log_redaction import install_redaction
 from facefleet.api.mqtt.publisher import MqttPublisher
 from facefleet.api.observability.metrics import HttpMetricsMiddleware, Metrics
@@ -99,10 +101,12 @@ def create_app(
             hot=hot,
             principals=PrincipalCache(settings.auth_cache_seconds),
             clock=clock or backend.clock,
+            rate_clock=backend.clock,
             metrics=metrics,
             events=TappedBroker(backend.events, recorder),
         )
         app.state.facefleet = state
+        follow_key_ends(state)
         recorder.start()
         await state.events.start()
         if settings.bootstrap_default_tenant:
@@ -186,6 +190,7 @@ def create_app(
             # stopping process alive.
             await _bounded(flusher.run_once(), "final write-behind flush")
             await _bounded(recorder.close(), "integrations outbox")
+            await _bounded(state.key_usage.close(), "keys' last use")
             if leadership is not None:
                 await _bounded(leadership.release(), "leader lock release")
             await _bounded(state.events.close(), "event broker close")
@@ -221,6 +226,7 @@ def create_app(
     app.include_router(cameras_router)
     app.include_router(people_router)
     app.include_router(tenants_router)
+    app.include_router(keys_router)
     app.include_router(sightings_router)
     app.include_router(webhooks_router)
     app.include_router(strangers_router)

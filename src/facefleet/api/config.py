@@ -119,6 +119,31 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(
         default=30.0, ge=0, description="Seconds a verified API key is cached in memory."
     )
+    rate_limit: float = Field(
+        default=500.0,
+        ge=0,
+        description=(
+            "Requests a second each API key may make outside the worker budget (a token "
+            "bucket shared by the replicas; 0: no limit). Over it: 429 with Retry-After."
+        ),
+    )
+    rate_limit_burst: int = Field(
+        default=2_000, ge=1, description="Requests a key may make at once before rate_limit holds."
+    )
+    worker_rate_limit: float = Field(
+        default=20_000.0,
+        ge=0,
+        description=(
+            "Requests a second each API key may make for registration, heartbeats, presence "
+            "and camera requests (one worker key serves a whole fleet: 10,000 workers at the "
+            "default interval send 5,000 heartbeats a second; 0: no limit)."
+        ),
+    )
+    worker_rate_limit_burst: int = Field(
+        default=40_000,
+        ge=1,
+        description="Worker-budget requests a key may make at once (a fleet re-registering).",
+    )
     metrics_key: SecretStr | None = Field(
         default=None,
         description=(

@@ -6,6 +6,7 @@ thread hops per heartbeat for nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -17,10 +18,11 @@ from facefleet.api.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from facefleet.api.rate_limits import Budget, budget_of
 from facefleet.api.security import Principal, Role, hash_secret
 from facefleet.api.state import AppState
 from facefleet.api.storage.hot.base import LiveWorker
-from facefleet.api.tenants.service import principal_for_key
+from facefleet.api.tenants.service import verify_key
 from facefleet.api.unit_of_work import UnitOfWork, transaction
 from facefleet.api.workers.identity import live_worker
 from facefleet.api.workers.paths import WORKER_ID_PATH
@@ -48,13 +50,18 @@ Uow = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 
 async def get_principal(
     state: State,
+    request: Request,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
 ) -> Principal:
-    return await authenticate(state, authorization)
+    route = request.scope.get("route")
+    return await authenticate(state, authorization, budget_of(getattr(route, "path", None)))
 
 
-async def authenticate(state: AppState, authorization: str | None) -> Principal:
-    """The principal of an ``Authorization: Bearer <key>`` header; 401 without a valid one."""
+async def authenticate(
+    state: AppState, authorization: str | None, budget: Budget = Budget.general
+) -> Principal:
+    """The principal of an ``Authorization: Bearer <key>`` header; 401 without a valid one,
+    429 when the key is over the ``budget`` the request is paid from."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise Unauthorized(
             "missing API key: send 'Authorization: Bearer <key>'",
@@ -62,42 +69,68 @@ async def authenticate(state: AppState, authorization: str | None) -> Principal:
         )
     principal = await resolve_key(state, authorization[7:].strip())
     if principal is None:
-        raise Unauthorized("invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized(
+            "invalid, revoked or expired API key", headers={"WWW-Authenticate": "Bearer"}
+        )
+    await state.limits.spend(principal, budget)
     return principal
 
 
-async def resolve_key(state: AppState, key: str) -> Principal | None:
-    """The principal of an API key, from the cache or the database.
+# How long a request waits for the re-read of a key past the auth cache time before the
+# last answer serves (a slow database must not hold heartbeats up).
+SLOW_VERIFY = 1.0
 
-    A key the cache verified before keeps working while it is verified again in the
-    background, so no request (a heartbeat least of all) waits for the database: a revoked
-    key stops working as soon as that read lands, within the cache time and one request."""
+
+async def resolve_key(state: AppState, key: str) -> Principal | None:
+    """The principal of an API key, from the cache or the database; None for a key that is
+    unknown, revoked or expired.
+
+    A cached key is verified again in the background once half the cache time has passed,
+    so no request (a heartbeat least of all) waits for the database; past the cache time it
+    is verified before it is trusted again, unless the database is slow to answer (then the
+    last answer serves, as during an outage). A revocation is broadcast to every replica
+    (``api/keys/propagation.py``); without the broadcast a revoked key still stops working
+    within the cache time, whenever the database answers."""
     key_hash = hash_secret(key)
-    principal = state.principals.get(key_hash)
-    if principal is not None:
-        return principal
-    known = state.principals.stale(key_hash)
-    if known is not None and state.principals.expired(key_hash):
-        state.principals.refresh(key_hash, lambda: _verify(state, key, key_hash))
-        return known
-    return await _verify(state, key, key_hash)
+    cache = state.principals
+    principal = cache.get(key_hash)
+    if principal is None:
+        principal = cache.aging(key_hash)
+        known = cache.stale(key_hash)
+        if principal is not None:
+            cache.refresh(key_hash, lambda: _verify(state, key, key_hash))
+        elif known is not None and cache.refreshing(key_hash):
+            principal = known  # a re-read is under way already: the database is slow
+        elif known is not None:
+            reread = cache.refresh(key_hash, lambda: _verify(state, key, key_hash))
+            try:
+                principal = await asyncio.wait_for(asyncio.shield(reread), SLOW_VERIFY)
+            except TimeoutError:
+                principal = known
+        else:
+            principal = await _verify(state, key, key_hash)
+    if principal is not None and principal.expired(state.clock()):
+        return None
+    return principal
 
 
 async def _verify(state: AppState, key: str, key_hash: str) -> Principal | None:
+    now = state.clock()
     try:
         async with state.reads() as session:
-            principal = await principal_for_key(session, key)
+            verified = await verify_key(session, key, now=now)
     except (OperationalError, DBAPIError, ConnectionError) as exc:
         # A key verified before the outage keeps working: the hot path needs no database.
         known = state.principals.stale(key_hash)
         if known is not None:
             return known
         raise ServiceUnavailable("database unavailable: cannot verify the API key") from exc
-    if principal is not None:
-        state.principals.put(key_hash, principal)
-    else:
+    if verified is None:
         state.principals.forget(key_hash)  # revoked: not even trusted during an outage
-    return principal
+        return None
+    state.key_usage.seen(verified.principal.key_id, verified.last_used_at, now)
+    state.principals.put(key_hash, verified.principal)
+    return state.principals.bounded(verified.principal)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

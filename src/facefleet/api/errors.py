@@ -84,10 +84,21 @@ ErrorOut = ErrorBody
 
 
 def error_responses(*errors: type[FacefleetError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for a route: its expected errors plus 401 and 422."""
+    """OpenAPI ``responses`` for a route: its expected errors plus 401, 422 and the rate
+    limit's 429 (every route that takes a key is paid from a budget: api/rate_limits.py)."""
     out: dict[int | str, dict[str, Any]] = {
         401: {"model": ErrorOut, "description": "Unauthorized"},
         422: {"model": ErrorOut, "description": "ValidationError"},
+        429: {
+            "model": ErrorOut,
+            "description": "TooManyRequests: the API key is over its rate limit",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds until the key may make its next request.",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            },
+        },
     }
     for err in errors:
         out[err.status_code] = {"model": ErrorOut, "description": err.name}

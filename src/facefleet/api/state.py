@@ -15,7 +15,9 @@ from facefleet.api.config import Settings
 from facefleet.api.events.broker import EventBroker, MemoryEventBroker
 from facefleet.api.events.digest import StatsDigest
 from facefleet.api.events.snapshot_cache import SnapshotCache
+from facefleet.api.keys.usage import KeyUsage
 from facefleet.api.observability.metrics import Metrics
+from facefleet.api.rate_limits import RateLimiter
 from facefleet.api.security import PrincipalCache
 from facefleet.api.storage.db.engine import create_sessionmaker
 from facefleet.api.storage.hot.base import HotStore
@@ -64,6 +66,12 @@ class AppState:
     waiters: CameraWaiters = field(init=False)
     # Set when this replica starts a graceful shutdown (api/server.py).
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # The clock rate-limit buckets are judged by: the backend's, shared by the replicas
+    # (not ``clock``, which tests move by hand).
+    rate_clock: Callable[[], float] = time.time
+    limits: RateLimiter = field(init=False)
+    # When each key was last used (written at most about once a minute per key).
+    key_usage: KeyUsage = field(init=False)
     # Set in the lifespan: the leader election (whether this replica takes part or not),
     # the reaper its passes and operators' cleanups share, and the way to ask the leader.
     election: Leadership | None = None
@@ -75,3 +83,5 @@ class AppState:
         self.waiters = CameraWaiters(self.events)
         self.digest = StatsDigest(self.hot, self.events)
         self.gallery_versions = GalleryVersions(self.reads)
+        self.limits = RateLimiter(self.hot, self.settings, self.rate_clock)
+        self.key_usage = KeyUsage(self.sessions)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from facefleet.cli import cameras, local, people, sightings, tenants, webhooks, workers
+from facefleet.cli import cameras, keys, local, people, sightings, tenants, webhooks, workers
 
 app = typer.Typer(
     help="facefleet: face recognition for camera fleets.",
@@ -30,6 +30,7 @@ app.add_typer(cameras.app, name="cameras")
 app.add_typer(people.app, name="people")
 app.add_typer(sightings.app, name="sightings")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ class ErrorName(StrEnum):
     payload_too_large = "PayloadTooLarge"
     validation_error = "ValidationError"
     service_unavailable = "ServiceUnavailable"
+    too_many_requests = "TooManyRequests"
 
 
 class ErrorBody(BaseModel):

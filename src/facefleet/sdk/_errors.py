@@ -4,7 +4,7 @@
     ├── ConnectionFailed          no answer (connection refused or reset, timeout) after retries
     ├── InvalidRequest            the request breaks the protocol: refused before it is sent
     └── ApiError                  the control plane answered with an error body
-        ├── Unauthorized          401: the API key is missing, invalid or revoked
+        ├── Unauthorized          401: the API key is missing, invalid, revoked or expired
         ├── Forbidden             403: the key may not do this, or the session is not this worker's
         ├── WorkerNotFound        404: not registered (or declared offline): register again
         ├── WorkerIdInUse         409: another live process holds this worker_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -56,6 +57,12 @@ class Subscription:
         return True
 
 
+# A notice for every replica of the deployment (not a tenant's event: no sequence, no
+# replay, no WebSocket client sees it), e.g. that an API key stopped working.
+Broadcast = dict[str, Any]
+BroadcastHandler = Callable[[Broadcast], None]
+
+
 class EventBroker(Protocol):
     async def start(self) -> None: ...
 
@@ -73,6 +80,12 @@ class EventBroker(Protocol):
         """Events after ``since``, or None when the buffer no longer reaches back that far."""
 
     def tenants_watched(self) -> set[str]: ...
+
+    async def broadcast(self, message: Broadcast) -> None:
+        """Hand ``message`` to the broadcast handlers of every replica, this one first (at
+        most once each; one that is disconnected meanwhile misses it)."""
+
+    def on_broadcast(self, handler: BroadcastHandler) -> None: ...
 
     @property
     def drops(self) -> int: ...
@@ -95,6 +108,7 @@ class MemoryEventBroker:
         self._client_queue = client_queue
         self._drops = 0
         self._on_drop = on_drop
+        self._broadcast_handlers: list[BroadcastHandler] = []
 
     async def start(self) -> None:
         return None
@@ -141,9 +155,23 @@ class MemoryEventBroker:
     def tenants_watched(self) -> set[str]:
         return {t for t, log in self._logs.items() if log.subscribers}
 
+    async def broadcast(self, message: Broadcast) -> None:
+        deliver_broadcast(self._broadcast_handlers, message)
+
+    def on_broadcast(self, handler: BroadcastHandler) -> None:
+        self._broadcast_handlers.append(handler)
+
     @property
     def drops(self) -> int:
         return self._drops
+
+
+def deliver_broadcast(handlers: list[BroadcastHandler], message: Broadcast) -> None:
+    for handler in handlers:
+        try:
+            handler(message)
+        except Exception:  # one handler's bug must not keep the message from the others
+            logging.getLogger(__name__).exception("broadcast handler failed")
 
 
 def camera_released(worker_id: str, camera_id: int, epoch: int, reason: str) -> dict[str, Any]:

@@ -9,6 +9,9 @@
 - When the listener's connection comes back, events it missed meanwhile are read from the
   streams; a tenant whose counter went back (Redis restarted empty) ends its subscriptions,
   and their clients start again from a snapshot.
+- Broadcasts (notices for every replica, not tenant events) go on a second channel the
+  listener follows too; a replica disconnected at that moment misses them, so what they
+  say must also be learnt another way in time (a key's revocation: the auth cache time).
 - The stats digest runs on one replica but must reach clients of every replica, so each
   replica advertises the tenants it has clients for in a sorted set with a short expiry.
 """
@@ -25,7 +28,15 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from facefleet.api.events.broker import CLIENT_QUEUE, REPLAY_BUFFER, Event, Subscription
+from facefleet.api.events.broker import (
+    CLIENT_QUEUE,
+    REPLAY_BUFFER,
+    Broadcast,
+    BroadcastHandler,
+    Event,
+    Subscription,
+    deliver_broadcast,
+)
 from facefleet.api.storage import lua
 
 log = logging.getLogger(__name__)
@@ -72,6 +83,7 @@ class RedisEventBroker:
         self._watch_changed = asyncio.Event()
         self._listening = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._broadcast_handlers: list[BroadcastHandler] = []
         self._publish = client.register_script(lua.script(__package__ or "", "publish"))
 
     # -- keys -----------------------------------------------------------------------------
@@ -85,6 +97,10 @@ class RedisEventBroker:
     @property
     def _channel(self) -> str:
         return f"{self._prefix}events"
+
+    @property
+    def _broadcast_channel(self) -> str:
+        return f"{self._prefix}broadcast"
 
     @property
     def _watched_key(self) -> str:
@@ -157,6 +173,15 @@ class RedisEventBroker:
     def tenants_watched(self) -> set[str]:
         return set(self._subscribers) | self._watched_elsewhere
 
+    async def broadcast(self, message: Broadcast) -> None:
+        # Here at once, elsewhere through Redis (this replica hears it again: handlers are
+        # idempotent).
+        deliver_broadcast(self._broadcast_handlers, message)
+        await self._client.publish(self._broadcast_channel, json.dumps(message))
+
+    def on_broadcast(self, handler: BroadcastHandler) -> None:
+        self._broadcast_handlers.append(handler)
+
     @property
     def drops(self) -> int:
         return self._drops
@@ -209,12 +234,15 @@ class RedisEventBroker:
         while True:
             pubsub = self._client.pubsub()
             try:
-                await pubsub.subscribe(self._channel)
+                await pubsub.subscribe(self._channel, self._broadcast_channel)
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue
-                    if message["type"] == "subscribe":
+                    if message["channel"] == self._broadcast_channel:
+                        if message["type"] == "message":
+                            deliver_broadcast(self._broadcast_handlers, json.loads(message["data"]))
+                    elif message["type"] == "subscribe":
                         # Also after redis-py reconnected by itself.
                         await self._resync()
                         self._listening.set()

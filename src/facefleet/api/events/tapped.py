@@ -8,7 +8,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from facefleet.api.events.broker import Event, EventBroker, Subscription
+from facefleet.api.events.broker import (
+    Broadcast,
+    BroadcastHandler,
+    Event,
+    EventBroker,
+    Subscription,
+)
 
 # (tenant id, kind, data, when it happened)
 Tap = Callable[[str, str, dict[str, Any], float], Awaitable[None]]
@@ -45,6 +51,12 @@ class TappedBroker:
 
     def tenants_watched(self) -> set[str]:
         return self.inner.tenants_watched()
+
+    async def broadcast(self, message: Broadcast) -> None:
+        await self.inner.broadcast(message)  # not an event: the integrations never see it
+
+    def on_broadcast(self, handler: BroadcastHandler) -> None:
+        self.inner.on_broadcast(handler)
 
     @property
     def drops(self) -> int:

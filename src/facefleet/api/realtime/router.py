@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
@@ -24,6 +26,9 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_RESYNC = 4009
+# An open stream looks its key up again this often (from the auth cache, which hears of
+# revocations at once): a revoked or expired key's stream is closed with 4401.
+KEY_CHECK_PERIOD = 1.0
 
 
 # Browsers cannot set headers on a WebSocket: they offer the key as a subprotocol
@@ -39,12 +44,18 @@ def _offered_key(websocket: WebSocket) -> str | None:
     return None
 
 
-async def _authorize(websocket: WebSocket, state: AppState, tenant_id: str) -> Principal | None:
+def _key(websocket: WebSocket) -> str | None:
     # Never from the query string: URLs end up in access logs, proxies and browser history.
     token = _offered_key(websocket)
     header = websocket.headers.get("authorization", "")
     if not token and header.lower().startswith("bearer "):
         token = header[7:].strip()
+    return token
+
+
+async def _authorize(
+    websocket: WebSocket, state: AppState, tenant_id: str, token: str | None
+) -> Principal | None:
     try:
         principal = await resolve_key(state, token) if token else None
     except ServiceUnavailable:
@@ -66,8 +77,9 @@ async def tenant_events(
     since: int | None = Query(default=None, ge=0),
 ) -> None:
     state: AppState = websocket.app.state.facefleet
-    principal = await _authorize(websocket, state, tenant_id)
-    if principal is None:
+    key = _key(websocket)
+    principal = await _authorize(websocket, state, tenant_id, key)
+    if principal is None or key is None:
         return
     broker = state.events
     # Subscribe before reading the snapshot so nothing between the two is lost.
@@ -77,7 +89,7 @@ async def tenant_events(
         offered = websocket.scope.get("subprotocols", [])
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         last = await _catch_up(websocket, state, principal, sub, since)
-        await _stream(websocket, broker, sub, last)
+        await _stream(websocket, broker, sub, last, _until_key_ends(state, key))
     except WebSocketDisconnect:
         pass
     finally:
@@ -117,17 +129,37 @@ async def _fill_gap(broker: EventBroker, tenant_id: str, last: int, seq: int) ->
     return between
 
 
-async def _stream(websocket: WebSocket, broker: EventBroker, sub: Subscription, last: int) -> None:
+async def _until_key_ends(state: AppState, key: str) -> None:
+    while True:
+        await asyncio.sleep(KEY_CHECK_PERIOD)
+        try:
+            if await resolve_key(state, key) is None:
+                return
+        except ServiceUnavailable:
+            continue  # the database is away: the key stays trusted, as for requests
+
+
+async def _stream(
+    websocket: WebSocket,
+    broker: EventBroker,
+    sub: Subscription,
+    last: int,
+    key_ends: Coroutine[Any, Any, None],
+) -> None:
     receiver = asyncio.create_task(_drain_incoming(websocket))
     overflow = asyncio.create_task(sub.overflowed.wait())
+    revoked = asyncio.create_task(key_ends)
     try:
         while True:
             getter = asyncio.create_task(sub.queue.get())
             done, _ = await asyncio.wait(
-                {getter, receiver, overflow}, return_when=asyncio.FIRST_COMPLETED
+                {getter, receiver, overflow, revoked}, return_when=asyncio.FIRST_COMPLETED
             )
             if getter not in done:
                 getter.cancel()
+            if revoked in done:
+                await websocket.close(CLOSE_UNAUTHORIZED, "the API key was revoked or expired")
+                return
             if overflow in done:
                 if sub.ended is not None:
                     await websocket.close(CLOSE_RESYNC, f"{sub.ended}; reconnect with since={last}")
@@ -154,7 +186,7 @@ async def _stream(websocket: WebSocket, broker: EventBroker, sub: Subscription, 
             await websocket.send_json(event.as_message())
             last = event.seq
     finally:
-        for task in (receiver, overflow):
+        for task in (receiver, overflow, revoked):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

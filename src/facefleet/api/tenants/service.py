@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from facefleet.api.clock import to_datetime
 from facefleet.api.errors import Conflict, FacefleetError
 from facefleet.api.security import Principal, Role, hash_secret, key_prefix, new_key
+from facefleet.api.storage.db import keys_repo
 from facefleet.api.storage.db.models import ApiKey, Tenant
 
 TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -39,32 +42,50 @@ async def create_tenant(session: AsyncSession, name: str) -> CreatedTenant:
     await session.flush()
     keys: dict[Role, str] = {}
     for role in Role:
-        keys[role] = await add_key(session, tenant.id, role)
+        keys[role] = (await add_key(session, tenant.id, role))[1]
     return CreatedTenant(tenant.id, name, keys)
 
 
-async def add_key(session: AsyncSession, tenant_id: str, role: Role, label: str = "") -> str:
+async def add_key(
+    session: AsyncSession,
+    tenant_id: str,
+    role: Role,
+    label: str = "",
+    *,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key of the tenant: its row and the key itself (shown once, never stored)."""
     key = new_key(role)
-    session.add(
-        ApiKey(
-            tenant_id=tenant_id,
-            role=role.value,
-            key_hash=hash_secret(key),
-            key_prefix=key_prefix(key),
-            label=label or role.value,
-        )
+    row = await keys_repo.insert(
+        session,
+        tenant_id=tenant_id,
+        role=role.value,
+        key_hash=hash_secret(key),
+        key_prefix=key_prefix(key),
+        label=label or role.value,
+        expires_at=expires_at,
     )
-    await session.flush()
-    return key
+    return row, key
 
 
-async def principal_for_key(session: AsyncSession, key: str) -> Principal | None:
-    row = await session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == hash_secret(key), ApiKey.revoked_at.is_(None))
-    )
+@dataclass(frozen=True)
+class VerifiedKey:
+    principal: Principal
+    last_used_at: datetime | None
+
+
+async def verify_key(session: AsyncSession, key: str, *, now: float) -> VerifiedKey | None:
+    """The key's principal and last use, unless it is unknown, revoked or expired."""
+    row = await keys_repo.usable(session, hash_secret(key), to_datetime(now))
     if row is None:
         return None
-    return Principal(tenant_id=row.tenant_id, role=Role(row.role), key_id=row.id)
+    principal = Principal(
+        tenant_id=row.tenant_id,
+        role=Role(row.role),
+        key_id=row.id,
+        expires_at=row.expires_at.timestamp() if row.expires_at is not None else None,
+    )
+    return VerifiedKey(principal, row.last_used_at)
 
 
 async def any_tenant(session: AsyncSession) -> bool:

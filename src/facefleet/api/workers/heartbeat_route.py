@@ -24,6 +24,7 @@ from facefleet.api.deps import State, WorkerOrAdmin, WorkerSession, authenticate
 from facefleet.api.deps import check_worker_or_admin as check_role
 from facefleet.api.errors import Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.rate_limits import Budget
 from facefleet.api.state import AppState
 from facefleet.api.workers.legacy import LegacyRoute
 from facefleet.api.workers.paths import WorkerPath
@@ -48,7 +49,8 @@ def _invalid(exc: ValidationError, *where: str | int) -> RequestValidationError:
 
 async def serve(request: Request) -> Response:
     state: AppState = request.app.state.facefleet
-    principal = check_role(await authenticate(state, request.headers.get("authorization")))
+    authorization = request.headers.get("authorization")
+    principal = check_role(await authenticate(state, authorization, Budget.worker))
     try:
         worker_id = _worker_id.validate_python(request.path_params["worker_id"])
     except ValidationError as exc:

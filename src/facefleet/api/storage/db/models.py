@@ -100,6 +100,10 @@ class ApiKey(Base):
     label: Mapped[str] = mapped_column(String(128), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Past it the key is refused as a revoked one is (a ttl, or the overlap of a rotation).
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Recorded when a replica verifies the key, at most about once a minute (keys/usage.py).
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Worker(Base):

@@ -229,6 +229,11 @@ class HotStore(Protocol):
 
     async def heartbeat_rate(self, *, now: float, window: float = 10.0) -> float: ...
 
+    async def take_token(self, bucket: str, *, rate: float, burst: float, now: float) -> float:
+        """Take one token from a rate-limit bucket: 0 when taken, else the seconds until one
+        is there (nothing taken). A bucket starts full with ``burst`` tokens and gains
+        ``rate`` a second up to ``burst``; replicas sharing the store share the bucket."""
+
     async def is_restored(self) -> bool:
         """False until ``mark_restored``, and again once the store lost its contents (a
         Redis restarted empty): the database must then be replayed into it."""

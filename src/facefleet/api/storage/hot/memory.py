@@ -39,6 +39,10 @@ def _copy(worker: LiveWorker, *, with_commands: bool = False) -> LiveWorker:
     return twin
 
 
+# Rate-limit buckets kept at most (two per API key in use).
+_MAX_BUCKETS = 100_000
+
+
 class MemoryHotStore:
     def __init__(self) -> None:
         self._workers: dict[str, LiveWorker] = {}
@@ -48,6 +52,8 @@ class MemoryHotStore:
         self._rate: deque[list[int]] = deque(maxlen=_RATE_BUCKETS)
         self._touched: dict[str, dict[str, dict[str, Any] | None]] = {}
         self._restored = False
+        # Rate-limit buckets: name -> (tokens, when last filled).
+        self._buckets: dict[str, tuple[float, float]] = {}
 
     async def ping(self) -> None:
         return None
@@ -297,6 +303,22 @@ class MemoryHotStore:
         end = math.floor(now)
         total = sum(count for second, count in self._rate if start <= second < end)
         return total / window
+
+    async def take_token(self, bucket: str, *, rate: float, burst: float, now: float) -> float:
+        # The arithmetic of lua/take_token.lua, step for step.
+        tokens, at = self._buckets.get(bucket, (burst, now))
+        if now > at:
+            tokens = min(burst, tokens + (now - at) * rate)
+            at = now
+        wait = 0.0
+        if tokens >= 1:
+            tokens -= 1
+        else:
+            wait = (1 - tokens) / rate
+        if len(self._buckets) > _MAX_BUCKETS:
+            self._buckets.clear()  # every bucket starts full again: generous, never stuck
+        self._buckets[bucket] = (tokens, at)
+        return wait
 
     async def is_restored(self) -> bool:
         return self._restored

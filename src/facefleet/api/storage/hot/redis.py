@@ -20,6 +20,7 @@ Keys, all under ``prefix``; a worker's *member* name is ``<tenant>/<worker>``:
 - ``dirty``: records changed since the write-behind flusher last took them;
 - ``touched`` and ``touched:<tenant>``: heartbeats since the stats digest last took them;
 - ``rate:<second>``: heartbeats counted per second of the callers' clock;
+- ``bucket:<name>``: a rate-limit token bucket (tokens, when last filled), gone once full;
 - ``restored``: set once the database was replayed into the store; a Redis that restarts
   empty lacks it, which tells the reaper to replay the database again.
 
@@ -190,6 +191,7 @@ class RedisHotStore:
         self._list_holding = script("list_holding")
         self._take_dirty = script("take_dirty")
         self._take_touched = script("take_touched")
+        self._take_token = script("take_token")
 
     @classmethod
     def from_url(
@@ -437,6 +439,12 @@ class RedisHotStore:
         keys = [f"{self.prefix}rate:{second}" for second in range(start, end)]
         counts = cast("list[str | None]", await self.client.mget(keys))
         return sum(int(c) for c in counts if c is not None) / window
+
+    async def take_token(self, bucket: str, *, rate: float, burst: float, now: float) -> float:
+        wait = await self._take_token(
+            args=[self.prefix, bucket, _number(rate), _number(burst), _number(now)]
+        )
+        return float(wait)
 
     # -- recovery -------------------------------------------------------------------------
 

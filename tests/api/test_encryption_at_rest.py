@@ -208,7 +208,7 @@ async def test_the_embedded_mode_makes_its_key_once_and_reuses_it(tmp_path: Path
     ],
 )
 async def test_a_shared_deployment_without_a_key_refuses_to_start(
-    tmp_path: Path, shared: dict[str, str]
+    tmp_path: Path, shared: dict[str, Any]
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data", encryption_keys=None, **shared)
     assert not settings.embedded

@@ -36,4 +36,4 @@ async def test_every_connection_uses_the_chosen_level(tmp_path: Path, level: str
 
 def test_a_level_that_loses_commits_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="sqlite_synchronous"):
-        Settings(data_dir=tmp_path, sqlite_synchronous="OFF")  # type: ignore[arg-type]
+        Settings(data_dir=tmp_path, sqlite_synchronous="OFF")

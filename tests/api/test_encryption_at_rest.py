@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from alembic import command
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from facefleet.api.config import Settings
@@ -28,7 +28,7 @@ from facefleet.api.security import Role
 from facefleet.api.storage.db.encryption import EncryptionError
 from facefleet.api.storage.db.engine import create_engine
 from facefleet.api.storage.db.migrate import alembic_config, upgrade
-from facefleet.api.storage.db.models import UTCDateTime
+from facefleet.api.storage.db.models import Camera, UTCDateTime
 from facefleet.protocol.source_urls import mask_source_url
 from tests.fixtures.harness import (
     ENCRYPTION_KEYS,
@@ -254,6 +254,18 @@ def test_new_key_prints_a_key_that_the_setting_takes(tmp_path: Path) -> None:
     assert server_cipher(settings).decrypt(Fernet(key).encrypt(b"x")) == b"x"
     # The key is a secret: never in the settings' repr.
     assert key not in repr(settings) and key not in str(settings.model_dump())
+
+
+def test_a_query_cannot_filter_on_ciphertext() -> None:
+    # It would match nothing, silently: equal URLs encrypt differently.
+    for query in (
+        lambda: Camera.source_url == URL,
+        lambda: Camera.source_url.like("%10.9.8.7%"),
+        lambda: Camera.source_url.in_([URL]),
+    ):
+        with pytest.raises(TypeError, match="cannot be compared or searched"):
+            query()
+    assert "IS NOT NULL" in str(select(Camera.id).where(Camera.source_url.is_not(None)))
 
 
 @pytest.mark.parametrize("keys", ["", " , ", "not-a-key", f"{new_key()},{new_key()[:-2]}"])

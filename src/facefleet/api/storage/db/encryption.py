@@ -5,7 +5,7 @@ start-up check that the keys in use can read what is stored.
 An engine gets its cipher with ``bind_cipher`` (``create_engine(cipher=...)``); every
 statement on it then encrypts on the way in and decrypts on the way out, so no code path can
 store plaintext and none needs to know. Equal plaintexts encrypt differently: an encrypted
-column can be neither searched nor compared in SQL.
+column can be neither searched nor compared in SQL, and its type refuses a query that tries.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from cryptography.fernet import InvalidToken, MultiFernet
 from sqlalchemy import Column, MetaData, Table, Text, bindparam, select, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.operators import OperatorType
 from sqlalchemy.types import TypeDecorator
 
 Cipher = MultiFernet
@@ -67,11 +69,32 @@ def is_encrypted(cipher: Cipher, value: str) -> bool:
     return True
 
 
+# What may still be asked of an encrypted column in SQL: whether it is null.
+_ALLOWED = frozenset({operators.is_, operators.is_not})
+_UNSEARCHABLE = "an encrypted column cannot be compared or searched in SQL"
+
+
+class _Unsearchable(TypeDecorator.Comparator[str]):
+    """A filter on ciphertext would silently match nothing (equal values encrypt
+    differently): refused when the query is built."""
+
+    __slots__ = ()
+
+    def operate(self, op: OperatorType, *other: Any, **kwargs: Any) -> Any:
+        if op not in _ALLOWED:
+            raise TypeError(_UNSEARCHABLE)
+        return super().operate(op, *other, **kwargs)
+
+    def reverse_operate(self, op: OperatorType, other: Any, **kwargs: Any) -> Any:
+        raise TypeError(_UNSEARCHABLE)
+
+
 class EncryptedText(TypeDecorator[str]):
     """Text stored as a Fernet token under the engine's first key."""
 
     impl = Text
     cache_ok = True
+    comparator_factory = _Unsearchable
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
         return None if value is None else encrypt(cipher_of(dialect), value)

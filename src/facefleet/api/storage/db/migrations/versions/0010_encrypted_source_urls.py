@@ -10,7 +10,6 @@ from alembic import op
 from facefleet.api.storage.db.encryption import cipher_of, decrypt, encrypt, is_encrypted
 
 revision = "0010"
-# Revises 0009 once the API keys migration lands beside it; until then, 0008.
 down_revision = "0008"
 branch_labels = None
 depends_on = None

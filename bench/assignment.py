@@ -28,10 +28,13 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from benchlib import cli
+from benchlib.servers import ENCRYPTION_KEYS
 from benchlib.stats import ratio
 from benchlib.storage import PG_ADMIN_URL, _pg_admin
 from benchlib.targets import Target, Targets
+from facefleet.api.database import parse_keys
 from facefleet.api.storage.db import leases_repo
+from facefleet.api.storage.db.encryption import bind_cipher
 from facefleet.api.storage.db.engine import create_engine, create_sessionmaker
 from facefleet.api.storage.db.migrate import upgrade
 from facefleet.api.storage.db.models import (
@@ -140,10 +143,12 @@ async def measure(database: str, size: int, claims: int, workdir: Path) -> float
         name = f"facefleet_bench_{uuid.uuid4().hex[:12]}"
         await _pg_admin(f'CREATE DATABASE "{name}"')
         url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    engine = create_engine(url)
+    cipher = parse_keys(ENCRYPTION_KEYS)
+    engine = create_engine(url, cipher=cipher)
     try:
         await upgrade(engine)
         loader = create_async_engine(url) if database == "postgresql" else engine
+        bind_cipher(loader, cipher)
         tenant_id, taker, _ = await populate(loader, size)
         if loader is not engine:
             await loader.dispose()

@@ -23,6 +23,7 @@ BENCHMARKS = {
     "pipeline": ["--frames", "30", "--rounds", "1"],
     "gallery": ["--quick"],
     "replicas": ["--quick"],
+    "sqlite_sync": ["--quick"],
 }
 ENDINGS = {0: "targets met", 1: "target missed", 2: "bad options", 3: "run failed"}
 

@@ -14,6 +14,8 @@ from benchlib.processes import HOST, Child, clean_env, spawn, wait_until_answers
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 FACEFLEET_APP = "facefleet.api.app:create_app"
+# Every control plane a benchmark starts shares one encryption key, so replicas agree.
+ENCRYPTION_KEYS = "pAAERf0esyur6lAIxcxG0P9GmYBiBHkL4MSvhDPfMuk="
 
 
 def uvicorn_argv(app: str, port: int, *flags: str) -> list[str]:
@@ -31,9 +33,12 @@ def facefleet_argv(*args: str) -> list[str]:
 
 
 def facefleet_env(data_dir: Path, **settings: str) -> dict[str, str]:
-    """A clean environment with ``FACEFLEET_DATA_DIR`` and ``FACEFLEET_<NAME>`` per setting."""
+    """A clean environment with ``FACEFLEET_DATA_DIR``, the shared encryption key and
+    ``FACEFLEET_<NAME>`` per setting."""
     named = {f"FACEFLEET_{name.upper()}": value for name, value in settings.items()}
-    return clean_env(FACEFLEET_DATA_DIR=str(data_dir), **named)
+    return clean_env(
+        FACEFLEET_DATA_DIR=str(data_dir), FACEFLEET_ENCRYPTION_KEYS=ENCRYPTION_KEYS, **named
+    )
 
 
 def sqlite_url(path: Path) -> str:

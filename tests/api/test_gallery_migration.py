@@ -14,9 +14,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import TextClause, bindparam, inspect, text
 
+from facefleet.api.database import parse_keys
 from facefleet.api.storage.db.engine import create_engine
 from facefleet.api.storage.db.migrate import alembic_config, upgrade
 from facefleet.api.storage.db.models import Base, UTCDateTime
+from tests.fixtures.harness import ENCRYPTION_KEYS
 from tests.fixtures.services import create_pg_database, drop_pg_database
 
 
@@ -71,7 +73,7 @@ def _differences(sync_connection: Any) -> list[Any]:
 
 
 async def test_the_migration_builds_the_models_schema_and_keeps_data(url: str) -> None:
-    engine = create_engine(url)
+    engine = create_engine(url, cipher=parse_keys(ENCRYPTION_KEYS))
     try:
         await upgrade(engine, "0007")
         async with engine.begin() as conn:

@@ -17,6 +17,7 @@ from websockets.sync.client import connect
 
 from facefleet.demo.video import make_demo_video
 from tests.fixtures.fleet import ControlPlane, WorkerProcess, streaming_cameras, worker_status
+from tests.fixtures.harness import ENCRYPTION_KEYS
 from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -104,3 +105,9 @@ def test_no_secret_of_the_fleet_reaches_any_log(control: ControlPlane, tmp_path:
         for candidate in TOKEN_SHAPE.findall(text):
             digest = hashlib.sha256(candidate.encode()).hexdigest()
             assert digest not in hashes, f"a session token is in the {where} log"
+        assert ENCRYPTION_KEYS not in text, f"the encryption key is in the {where} log"
+    # Nor is any camera secret in the database's files: source URLs are encrypted at rest.
+    stored = b"".join(path.read_bytes() for path in control.workdir.glob("facefleet.db*"))
+    assert stored
+    for secret in CAMERA_SECRETS:
+        assert secret.encode() not in stored, f"camera secret {secret} is in the database"

@@ -23,6 +23,7 @@ from facefleet.api.cameras.router import router as cameras_router
 from facefleet.api.cameras.tracker import CameraStateTracker
 from facefleet.api.config import Settings
 from facefleet.api.dashboard import router as dashboard_router
+from facefleet.api.database import open_database, prepare
 from facefleet.api.errors import install_error_handlers
 from facefleet.api.events.tapped import TappedBroker
 from facefleet.api.gc_tuning import tuned_collector
@@ -41,8 +42,7 @@ from facefleet.api.sightings.retention import PERIOD as RETENTION_PERIOD
 from facefleet.api.sightings.retention import RetentionPruner
 from facefleet.api.sightings.router import router as sightings_router
 from facefleet.api.state import AppState
-from facefleet.api.storage.db.engine import create_engine, create_sessionmaker
-from facefleet.api.storage.db.migrate import upgrade
+from facefleet.api.storage.db.engine import create_sessionmaker
 from facefleet.api.strangers.clusterer import StrangerClusterer
 from facefleet.api.strangers.router import router as strangers_router
 from facefleet.api.tenants.router import router as tenants_router
@@ -82,8 +82,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.resolved_database_url)
-        await upgrade(engine)
+        engine = open_database(settings)
+        try:
+            await prepare(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
         metrics = Metrics()
         backend = build_backend(settings, on_event_drop=metrics.event_drops.inc)
         await backend.start()

@@ -7,6 +7,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from facefleet.api.storage.db.engine import Synchronous
 
 from facefleet.protocol.workers import PRESENCE_FRAME_ALLOWANCE
 
@@ -21,6 +24,24 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL; unset means a SQLite file in data_dir.",
+    )
+    sqlite_synchronous: Synchronous = Field(
+        default="FULL",
+        description=(
+            "SQLite's synchronous pragma: FULL (the default) syncs the write-ahead log at "
+            "every commit, so an acknowledged change survives a power loss; NORMAL syncs "
+            "only at checkpoints (faster, but the last commits can be lost). "
+            "docs/performance.md measures the difference."
+        ),
+    )
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Fernet keys camera source URLs are encrypted with at rest, comma-separated: the "
+            "first encrypts, every one decrypts (a rotation puts the new key first, then runs "
+            "`facefleet db reencrypt`). `facefleet db new-key` makes one. Unset, the embedded "
+            "mode generates one into data_dir; PostgreSQL or Redis refuse to start."
+        ),
     )
     redis_url: str | None = Field(
         default=None,
@@ -280,6 +301,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'facefleet.db').resolve()}"
+
+    @property
+    def embedded(self) -> bool:
+        """One process on a SQLite file: no shared database, no Redis."""
+        backend = make_url(self.resolved_database_url).get_backend_name()
+        return not self.redis_url and backend == "sqlite"
 
     @property
     def suspect_after(self) -> float:

@@ -21,17 +21,18 @@ def create(
     """Create a tenant in the database FACEFLEET_DATABASE_URL names and print its new API
     keys (shown once: only their hashes are kept)."""
     from facefleet.api.config import Settings
+    from facefleet.api.database import open_database, prepare
     from facefleet.api.errors import FacefleetError
-    from facefleet.api.storage.db.engine import create_engine, create_sessionmaker
-    from facefleet.api.storage.db.migrate import upgrade
+    from facefleet.api.storage.db.encryption import EncryptionError
+    from facefleet.api.storage.db.engine import create_sessionmaker
     from facefleet.api.tenants.service import CreatedTenant, create_tenant
 
     settings = Settings()
 
     async def run() -> CreatedTenant:
-        engine = create_engine(settings.resolved_database_url)
+        engine = open_database(settings)
         try:
-            await upgrade(engine)
+            await prepare(engine)
             async with create_sessionmaker(engine)() as session:
                 created = await create_tenant(session, name)
                 await session.commit()
@@ -43,6 +44,8 @@ def create(
         created = asyncio.run(run())
     except FacefleetError as exc:
         raise fail(CommandError(exc.detail), json_output) from None
+    except EncryptionError as exc:
+        raise fail(CommandError(str(exc)), json_output) from None
     keys = {role.value: key for role, key in created.keys.items()}
     if json_output:
         emit_json({"tenant": created.name, "tenant_id": created.id, "keys": keys})

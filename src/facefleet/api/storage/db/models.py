@@ -27,6 +27,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from facefleet.api.storage.db.encryption import EncryptedText
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -131,7 +133,8 @@ class Camera(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(128))
-    source_url: Mapped[str] = mapped_column(Text)
+    # Credentials included: encrypted at rest; only the worker holding the lease sees it.
+    source_url: Mapped[str] = mapped_column(EncryptedText)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     target_fps: Mapped[float] = mapped_column(Float, default=5.0)
     priority: Mapped[int] = mapped_column(Integer, default=0)

@@ -318,11 +318,11 @@ async def test_the_migration_encrypts_plaintext_rows_and_downgrades(url: str) ->
         assert [cipher.decrypt(s.encode()).decode() for s in stored] == urls
         # Run again on rows it encrypted (as after an interrupted run): none twice.
         async with engine.begin() as conn:
-            await conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
+            await conn.execute(text("UPDATE alembic_version SET version_num = '0009'"))
         await upgrade(engine)
         assert [cipher.decrypt(s.encode()).decode() for s in await raw_urls(engine)] == urls
         async with engine.connect() as conn:
-            await conn.run_sync(_downgrade, "0008")
+            await conn.run_sync(_downgrade, "0009")
             await conn.commit()
         assert await raw_urls(engine) == urls
     finally:

@@ -1,7 +1,7 @@
 """camera source URLs encrypted at rest
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from facefleet.api.storage.db.encryption import cipher_of, decrypt, encrypt, is_encrypted
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

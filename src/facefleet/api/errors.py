@@ -8,10 +8,12 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from facefleet.protocol.errors import ErrorBody, ErrorName
 
@@ -94,6 +96,20 @@ def error_responses(*errors: type[FacefleetError]) -> dict[int | str, dict[str, 
     return out
 
 
+PAYLOAD_TOO_LARGE_RESPONSE: dict[str, Any] = {
+    "model": ErrorOut,
+    "description": "PayloadTooLarge: the body exceeds the size limit",
+}
+
+
+def document_body_limit(app: FastAPI) -> None:
+    """Every operation that takes a body may be refused with 413 (``api/body_limit.py``):
+    added to each route's documented responses before the schema is first built."""
+    for route in app.router.routes:
+        if isinstance(route, APIRoute) and route.body_field is not None:
+            route.responses.setdefault(413, PAYLOAD_TOO_LARGE_RESPONSE)
+
+
 def error_body(name: str, detail: Any, **extra: Any) -> dict[str, Any]:
     return {"error": name, "detail": detail, **extra}
 
@@ -120,17 +136,31 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def allowed_methods(request: Request) -> str:
+    """Every method of every route on the request's path (Starlette names only the first
+    route's, while FastAPI makes one route per method)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= set(route_methods)
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     names = {
         404: ErrorName.not_found,
-        405: "MethodNotAllowed",
+        405: ErrorName.method_not_allowed,
         413: ErrorName.payload_too_large,
     }
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
     return JSONResponse(
         error_body(names.get(exc.status_code, "HTTPError"), exc.detail),
         status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+        headers=headers or None,
     )
 
 

@@ -20,6 +20,8 @@ class ErrorName(StrEnum):
     payload_too_large = "PayloadTooLarge"
     validation_error = "ValidationError"
     service_unavailable = "ServiceUnavailable"
+    method_not_allowed = "MethodNotAllowed"
+    internal_error = "InternalError"
 
 
 class ErrorBody(BaseModel):

@@ -1,10 +1,11 @@
-"""Identifiers both sides agree on."""
+"""Identifiers and integers both sides agree on."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated
 
+from annotated_types import Ge, Le
 from pydantic import StringConstraints
 
 WORKER_ID_MAX = 128
@@ -38,3 +39,19 @@ def validate_worker_id(value: str | None, source: str) -> str:
             "contain only letters, digits, '.', '_' or '-'"
         )
     return value
+
+
+# Every integer the API takes fits the database's BIGINT (and SQLite's INTEGER): a larger
+# one is a 422 with a message, never an overflow in the driver.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+# A row id (database ids start at 1).
+Id = Annotated[int, Ge(1), Le(INT64_MAX)]
+# A lease's fencing epoch (0 before a camera was ever assigned).
+Epoch = Annotated[int, Ge(0), Le(INT64_MAX)]
+# Counts (frames, totals) and page offsets.
+Count = Annotated[int, Ge(0), Le(INT64_MAX)]
+Offset = Count
+# Any other integer a client sends (a worker's metric values): signed 64 bits.
+BigInt = Annotated[int, Ge(INT64_MIN), Le(INT64_MAX)]

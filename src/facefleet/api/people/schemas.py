@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from facefleet.api.sightings.schemas import SightingOut
 from facefleet.protocol.gallery import GalleryOut as GalleryOut
+from facefleet.protocol.ids import Id
+from facefleet.protocol.json_values import JsonObject
 
 
 class PersonCreate(BaseModel):
@@ -17,14 +19,14 @@ class PersonCreate(BaseModel):
     external_ref: str | None = Field(
         default=None, max_length=200, description="Your own identifier for this person."
     )
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Field(default_factory=dict)
 
 
 class PersonUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     external_ref: str | None = Field(default=None, max_length=200)
-    attributes: dict[str, Any] | None = None
+    attributes: JsonObject | None = None
 
 
 class BoxOut(BaseModel):
@@ -97,7 +99,7 @@ class RecognizeResponse(BaseModel):
 
 class AssignSighting(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    person_id: int = Field(description="Who the sighting shows.")
+    person_id: Id = Field(description="Who the sighting shows.")
     enroll: bool = Field(
         default=True,
         description=(
@@ -115,7 +117,7 @@ class AssignResponse(BaseModel):
 
 class NotPerson(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    person_id: int | None = Field(
+    person_id: Id | None = Field(
         default=None, description="Who it is not (default: the person it is labelled with)."
     )
 
@@ -135,12 +137,12 @@ class NotPersonResponse(BaseModel):
 
 class MoveFace(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    person_id: int = Field(description="The person the face belongs to.")
+    person_id: Id = Field(description="The person the face belongs to.")
 
 
 class MergePeople(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    into_person_id: int = Field(description="The person who remains.")
+    into_person_id: Id = Field(description="The person who remains.")
 
 
 class MergeResponse(BaseModel):

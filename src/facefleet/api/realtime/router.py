@@ -6,18 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Annotated
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
 from facefleet.api.deps import resolve_key
 from facefleet.api.errors import ServiceUnavailable
 from facefleet.api.events.broker import Event, EventBroker, Subscription
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.realtime.snapshot import build_snapshot
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
+from facefleet.protocol.ids import Count
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["realtime"])
+router = APIRouter(tags=["realtime"], route_class=StrictJsonRoute)
 
 # Application close codes (4000-4999): the reason is in the close frame too.
 CLOSE_UNAUTHORIZED = 4401
@@ -63,7 +66,7 @@ async def _authorize(websocket: WebSocket, state: AppState, tenant_id: str) -> P
 async def tenant_events(
     websocket: WebSocket,
     tenant_id: str,
-    since: int | None = Query(default=None, ge=0),
+    since: Annotated[Count | None, Query()] = None,
 ) -> None:
     state: AppState = websocket.app.state.facefleet
     principal = await _authorize(websocket, state, tenant_id)

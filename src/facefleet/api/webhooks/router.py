@@ -10,10 +10,12 @@ from fastapi import APIRouter, Query, Response
 from facefleet.api.deps import Admin, Reader, State, Uow
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.webhooks import schemas
 from facefleet.api.webhooks.service import InvalidWebhook, WebhookService
+from facefleet.protocol.ids import Id, Offset
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=StrictJsonRoute)
 
 
 @router.get("/event-types", response_model=schemas.EventTypes, responses=_errors(Forbidden))
@@ -43,7 +45,7 @@ async def create_webhook(
     "/{webhook_id}", response_model=schemas.WebhookOut, responses=_errors(Forbidden, NotFound)
 )
 async def get_webhook(
-    webhook_id: int, principal: Reader, state: State, uow: Uow
+    webhook_id: Id, principal: Reader, state: State, uow: Uow
 ) -> schemas.WebhookOut:
     return await WebhookService(state).get(uow, principal, webhook_id)
 
@@ -54,7 +56,7 @@ async def get_webhook(
     responses=_errors(Forbidden, NotFound, InvalidWebhook),
 )
 async def update_webhook(
-    webhook_id: int, body: schemas.WebhookUpdate, principal: Admin, state: State, uow: Uow
+    webhook_id: Id, body: schemas.WebhookUpdate, principal: Admin, state: State, uow: Uow
 ) -> schemas.WebhookOut:
     return await WebhookService(state).update(uow, principal, webhook_id, body)
 
@@ -66,7 +68,7 @@ async def update_webhook(
     responses=_errors(Forbidden, NotFound),
     summary="Delete an endpoint with its delivery log and dead letters",
 )
-async def delete_webhook(webhook_id: int, principal: Admin, state: State, uow: Uow) -> Response:
+async def delete_webhook(webhook_id: Id, principal: Admin, state: State, uow: Uow) -> Response:
     await WebhookService(state).delete(uow, principal, webhook_id)
     return Response(status_code=204)
 
@@ -77,7 +79,7 @@ async def delete_webhook(webhook_id: int, principal: Admin, state: State, uow: U
     responses=_errors(Forbidden, NotFound),
     summary="Send a signed ping now and report the receiver's answer",
 )
-async def test_webhook(webhook_id: int, principal: Admin, state: State) -> schemas.TestDelivery:
+async def test_webhook(webhook_id: Id, principal: Admin, state: State) -> schemas.TestDelivery:
     return await WebhookService(state).test(principal, webhook_id)
 
 
@@ -88,12 +90,12 @@ async def test_webhook(webhook_id: int, principal: Admin, state: State) -> schem
     summary="The delivery log, newest first, each delivery with its attempts",
 )
 async def list_deliveries(
-    webhook_id: int,
+    webhook_id: Id,
     principal: Reader,
     state: State,
     uow: Uow,
     status: Annotated[schemas.DeliveryStatus | None, Query()] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> schemas.DeliveryPage:
     return await WebhookService(state).deliveries(uow, principal, webhook_id, status, offset, limit)
@@ -106,11 +108,11 @@ async def list_deliveries(
     summary="Deliveries that failed every attempt",
 )
 async def list_dead_letters(
-    webhook_id: int,
+    webhook_id: Id,
     principal: Reader,
     state: State,
     uow: Uow,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> schemas.DeliveryPage:
     return await WebhookService(state).deliveries(uow, principal, webhook_id, "dead", offset, limit)
@@ -122,7 +124,7 @@ async def list_dead_letters(
     responses=_errors(Forbidden, NotFound),
 )
 async def get_delivery(
-    webhook_id: int, delivery_id: int, principal: Reader, state: State, uow: Uow
+    webhook_id: Id, delivery_id: Id, principal: Reader, state: State, uow: Uow
 ) -> schemas.DeliveryDetail:
     return await WebhookService(state).delivery(uow, principal, webhook_id, delivery_id)
 
@@ -134,6 +136,6 @@ async def get_delivery(
     summary="Send a dead letter again (a full set of attempts)",
 )
 async def retry_delivery(
-    webhook_id: int, delivery_id: int, principal: Admin, state: State, uow: Uow
+    webhook_id: Id, delivery_id: Id, principal: Admin, state: State, uow: Uow
 ) -> schemas.DeliveryDetail:
     return await WebhookService(state).retry(uow, principal, webhook_id, delivery_id)

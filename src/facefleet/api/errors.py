@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -13,8 +14,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute
 
+from facefleet.api.json_route import refusal_errors
 from facefleet.protocol.errors import ErrorBody, ErrorName
 
 
@@ -88,25 +90,36 @@ ErrorOut = ErrorBody
 def error_responses(*errors: type[FacefleetError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for a route: its expected errors plus 401 and 422."""
     out: dict[int | str, dict[str, Any]] = {
-        401: {"model": ErrorOut, "description": "Unauthorized"},
-        422: {"model": ErrorOut, "description": "ValidationError"},
+        401: _error_response("Unauthorized"),
+        422: _error_response("ValidationError"),
     }
     for err in errors:
-        out[err.status_code] = {"model": ErrorOut, "description": err.name}
+        out[err.status_code] = _error_response(err.name)
     return out
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    # JSON even on routes whose own answer is not (the presence stream, images).
+    schema = {"$ref": "#/components/schemas/ErrorBody"}
+    return {
+        "model": ErrorOut,
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
 
 
 PAYLOAD_TOO_LARGE_RESPONSE: dict[str, Any] = {
     "model": ErrorOut,
     "description": "PayloadTooLarge: the body exceeds the size limit",
+    "content": {"application/json": {}},
 }
 
 
 def document_body_limit(app: FastAPI) -> None:
     """Every operation that takes a body may be refused with 413 (``api/body_limit.py``):
     added to each route's documented responses before the schema is first built."""
-    for route in app.router.routes:
-        if isinstance(route, APIRoute) and route.body_field is not None:
+    for route in api_routes(app.router.routes):
+        if route.body_field is not None:
             route.responses.setdefault(413, PAYLOAD_TOO_LARGE_RESPONSE)
 
 
@@ -123,11 +136,15 @@ async def _facefleet_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    refused = refusal_errors(request.scope)
+    if refused is not None:  # what the strict body check said, not "not an object"
+        errors = [e for e in errors if tuple(e.get("loc", ()))[:1] != ("body",)] + list(refused)
     fields = [
         {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
-        for err in exc.errors()
+        for err in errors
     ]
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     return JSONResponse(
@@ -136,14 +153,24 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
+    """The app's API routes, those of included routers among them."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from api_routes(inner.routes)
+        elif isinstance(route, APIRoute):
+            yield route
+
+
 def allowed_methods(request: Request) -> str:
     """Every method of every route on the request's path (Starlette names only the first
     route's, while FastAPI makes one route per method)."""
+    path = request.scope["path"]
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        route_methods = getattr(route, "methods", None)
-        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= set(route_methods)
+    for route in api_routes(request.app.router.routes):
+        if route.methods and route.path_regex.match(path):
+            methods |= set(route.methods)
     return ", ".join(sorted(methods))
 
 

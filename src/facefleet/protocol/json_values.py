@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 # Deeper bodies are refused; the API's models nest a handful of levels, and
 # json.loads itself stops near 1,000.
@@ -109,3 +109,9 @@ def sanitized(value: Any) -> Any:
     if isinstance(value, list):
         return [sanitized(v) for v in value]
     return value
+
+
+# What a response shows of a value stored before these rules (worker metrics, hostnames,
+# attributes, payloads): repaired on read.
+StoredJson = Annotated[dict[str, Any], BeforeValidator(sanitized)]
+StoredText = Annotated[str, BeforeValidator(sanitized)]

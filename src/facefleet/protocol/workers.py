@@ -14,7 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from facefleet.protocol.commands import CommandDelivery
 from facefleet.protocol.enums import DesiredText, StatusText, StopMode, StopModeText
-from facefleet.protocol.ids import BigInt, Count, Epoch, Id, Label, WorkerId
+from facefleet.protocol.ids import BigCount, BigInt, Epoch, Id, Label, WorkerId
 from facefleet.protocol.json_values import JSON_CHECKED
 
 
@@ -98,8 +98,8 @@ class StreamReport(Request):
         description="starting: no frame yet; streaming: frames arrive; stalled: the source "
         "stopped delivering or is reconnecting; failing: it cannot be opened."
     )
-    frames_processed: Count = 0
-    frames_dropped: Count = 0
+    frames_processed: BigCount = 0
+    frames_dropped: BigCount = 0
     fps: float = Field(default=0.0, ge=0, le=1e6)
     last_error: str | None = Field(default=None, max_length=500)
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from facefleet.api.sightings.schemas import SightingOut
 from facefleet.protocol.gallery import GalleryOut as GalleryOut
 from facefleet.protocol.ids import Id
-from facefleet.protocol.json_values import JsonObject
+from facefleet.protocol.json_values import JsonObject, StoredJson
 
 
 class PersonCreate(BaseModel):
@@ -51,7 +50,7 @@ class PersonOut(BaseModel):
     id: int
     name: str
     external_ref: str | None
-    attributes: dict[str, Any]
+    attributes: StoredJson
     face_count: int
     created_at: datetime
     updated_at: datetime

@@ -17,7 +17,7 @@ from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.realtime.snapshot import build_snapshot
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
-from facefleet.protocol.ids import Count
+from facefleet.protocol.ids import Offset
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["realtime"], route_class=StrictJsonRoute)
@@ -66,7 +66,7 @@ async def _authorize(websocket: WebSocket, state: AppState, tenant_id: str) -> P
 async def tenant_events(
     websocket: WebSocket,
     tenant_id: str,
-    since: Annotated[Count | None, Query()] = None,
+    since: Annotated[Offset | None, Query()] = None,
 ) -> None:
     state: AppState = websocket.app.state.facefleet
     principal = await _authorize(websocket, state, tenant_id)

@@ -21,7 +21,7 @@ from facefleet.api.sightings import schemas
 from facefleet.api.sightings.service import SightingService
 from facefleet.api.storage.db.sightings_repo import SightingFilter
 from facefleet.api.workers.paths import WORKER_ID_PATH
-from facefleet.protocol.ids import Id, Offset
+from facefleet.protocol.ids import BigId, Id, Offset
 from facefleet.protocol.times import Instant
 
 router = APIRouter(tags=["sightings"], route_class=StrictJsonRoute)
@@ -67,7 +67,7 @@ async def list_sightings(
     response_class=Response,
     responses=_errors(Forbidden, NotFound) | {200: {"content": {"image/jpeg": {}}}},
 )
-async def sighting_crop(sighting_id: Id, principal: Reader, state: State, uow: Uow) -> Response:
+async def sighting_crop(sighting_id: BigId, principal: Reader, state: State, uow: Uow) -> Response:
     return Response(
         await SightingService(state).crop(uow, principal, sighting_id), media_type="image/jpeg"
     )
@@ -80,7 +80,7 @@ async def sighting_crop(sighting_id: Id, principal: Reader, state: State, uow: U
     summary="Say who a sighting shows; its crop is enrolled (checked like a photo)",
 )
 async def assign_sighting(
-    sighting_id: Id, body: AssignSighting, principal: Admin, state: State, uow: Uow
+    sighting_id: BigId, body: AssignSighting, principal: Admin, state: State, uow: Uow
 ) -> AssignResponse:
     return await LearningService(state).assign(uow, principal, sighting_id, body)
 
@@ -92,6 +92,6 @@ async def assign_sighting(
     summary="Say a sighting is not a person: faces that close to it no longer match them",
 )
 async def sighting_not_person(
-    sighting_id: Id, body: NotPerson, principal: Admin, state: State, uow: Uow
+    sighting_id: BigId, body: NotPerson, principal: Admin, state: State, uow: Uow
 ) -> NotPersonResponse:
     return await LearningService(state).not_person(uow, principal, sighting_id, body)

@@ -7,13 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+import facefleet.api.id_paths  # noqa: F401  (registers {name:id})
 from facefleet.api.deps import Admin, Reader, State, Uow
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
 from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.webhooks import schemas
 from facefleet.api.webhooks.service import InvalidWebhook, WebhookService
-from facefleet.protocol.ids import Id, Offset
+from facefleet.protocol.ids import BigId, Id, Offset
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=StrictJsonRoute)
 
@@ -42,7 +43,7 @@ async def create_webhook(
 
 
 @router.get(
-    "/{webhook_id}", response_model=schemas.WebhookOut, responses=_errors(Forbidden, NotFound)
+    "/{webhook_id:id}", response_model=schemas.WebhookOut, responses=_errors(Forbidden, NotFound)
 )
 async def get_webhook(
     webhook_id: Id, principal: Reader, state: State, uow: Uow
@@ -51,7 +52,7 @@ async def get_webhook(
 
 
 @router.patch(
-    "/{webhook_id}",
+    "/{webhook_id:id}",
     response_model=schemas.WebhookOut,
     responses=_errors(Forbidden, NotFound, InvalidWebhook),
 )
@@ -62,7 +63,7 @@ async def update_webhook(
 
 
 @router.delete(
-    "/{webhook_id}",
+    "/{webhook_id:id}",
     status_code=204,
     response_class=Response,
     responses=_errors(Forbidden, NotFound),
@@ -74,7 +75,7 @@ async def delete_webhook(webhook_id: Id, principal: Admin, state: State, uow: Uo
 
 
 @router.post(
-    "/{webhook_id}/test",
+    "/{webhook_id:id}/test",
     response_model=schemas.TestDelivery,
     responses=_errors(Forbidden, NotFound),
     summary="Send a signed ping now and report the receiver's answer",
@@ -84,7 +85,7 @@ async def test_webhook(webhook_id: Id, principal: Admin, state: State) -> schema
 
 
 @router.get(
-    "/{webhook_id}/deliveries",
+    "/{webhook_id:id}/deliveries",
     response_model=schemas.DeliveryPage,
     responses=_errors(Forbidden, NotFound),
     summary="The delivery log, newest first, each delivery with its attempts",
@@ -102,7 +103,7 @@ async def list_deliveries(
 
 
 @router.get(
-    "/{webhook_id}/dead-letters",
+    "/{webhook_id:id}/dead-letters",
     response_model=schemas.DeliveryPage,
     responses=_errors(Forbidden, NotFound),
     summary="Deliveries that failed every attempt",
@@ -119,23 +120,23 @@ async def list_dead_letters(
 
 
 @router.get(
-    "/{webhook_id}/deliveries/{delivery_id}",
+    "/{webhook_id:id}/deliveries/{delivery_id:id}",
     response_model=schemas.DeliveryDetail,
     responses=_errors(Forbidden, NotFound),
 )
 async def get_delivery(
-    webhook_id: Id, delivery_id: Id, principal: Reader, state: State, uow: Uow
+    webhook_id: Id, delivery_id: BigId, principal: Reader, state: State, uow: Uow
 ) -> schemas.DeliveryDetail:
     return await WebhookService(state).delivery(uow, principal, webhook_id, delivery_id)
 
 
 @router.post(
-    "/{webhook_id}/deliveries/{delivery_id}/retry",
+    "/{webhook_id:id}/deliveries/{delivery_id:id}/retry",
     response_model=schemas.DeliveryDetail,
     responses=_errors(Forbidden, NotFound, Conflict),
     summary="Send a dead letter again (a full set of attempts)",
 )
 async def retry_delivery(
-    webhook_id: Id, delivery_id: Id, principal: Admin, state: State, uow: Uow
+    webhook_id: Id, delivery_id: BigId, principal: Admin, state: State, uow: Uow
 ) -> schemas.DeliveryDetail:
     return await WebhookService(state).retry(uow, principal, webhook_id, delivery_id)

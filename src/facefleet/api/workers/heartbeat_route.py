@@ -24,7 +24,7 @@ from facefleet.api.deps import State, WorkerOrAdmin, WorkerSession, authenticate
 from facefleet.api.deps import check_worker_or_admin as check_role
 from facefleet.api.errors import Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
-from facefleet.api.json_route import invalid_json_error
+from facefleet.api.json_route import invalid_json_errors
 from facefleet.api.state import AppState
 from facefleet.api.workers.legacy import LegacyRoute
 from facefleet.api.workers.paths import WorkerPath
@@ -60,10 +60,11 @@ async def serve(request: Request) -> Response:
         req = (
             HeartbeatRequest()
             if body in _EMPTY_BODIES
-            else HeartbeatRequest.model_validate(loads_strict(body))
+            # Strictly, as StrictJsonRoute validates every other body.
+            else HeartbeatRequest.model_validate(loads_strict(body), strict=True)
         )
     except InvalidJson as exc:
-        raise invalid_json_error(exc) from exc
+        raise RequestValidationError(invalid_json_errors(exc)) from exc
     except ValidationError as exc:
         raise _invalid(exc, "body") from exc
     result = await WorkerService(state).heartbeat(

@@ -12,7 +12,7 @@ from facefleet.protocol.commands import CommandType
 from facefleet.protocol.enums import DesiredState as DesiredState
 from facefleet.protocol.enums import WorkerStatus as WorkerStatus
 from facefleet.protocol.ids import WorkerId as WorkerId
-from facefleet.protocol.json_values import JsonObject
+from facefleet.protocol.json_values import JsonObject, StoredJson, StoredText
 from facefleet.protocol.workers import Assignment as Assignment
 from facefleet.protocol.workers import CameraRequestResponse as CameraRequestResponse
 from facefleet.protocol.workers import CurrentAssignments as CurrentAssignments
@@ -38,15 +38,15 @@ class WorkerEventOut(BaseModel):
 
 class WorkerOut(BaseModel):
     worker_id: str
-    hostname: str
-    version: str
+    hostname: StoredText
+    version: StoredText
     status: WorkerStatus
     desired_state: DesiredState
     capacity: int
     labels: list[str]
     registered_at: datetime
     last_seen_at: datetime | None
-    metrics: dict[str, Any]
+    metrics: StoredJson
     cameras: list[LeaseInfo]
 
 
@@ -101,10 +101,10 @@ class CommandOut(BaseModel):
     id: int
     worker_id: str
     type: CommandType
-    payload: dict[str, Any]
+    payload: StoredJson
     status: CommandStatus
     idempotency_key: str | None
-    result: dict[str, Any] | None
+    result: StoredJson | None
     created_at: datetime
     delivered_at: datetime | None
     completed_at: datetime | None

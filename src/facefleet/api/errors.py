@@ -164,13 +164,15 @@ def api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
 
 
 def allowed_methods(request: Request) -> str:
-    """Every method of every route on the request's path (Starlette names only the first
-    route's, while FastAPI makes one route per method)."""
+    """Every method of the request's path: FastAPI makes one route per method, and
+    Starlette names only the first route's. A literal path (``/v1/workers/stats``) is its
+    own resource, not an instance of a template beside it (``/v1/workers/{worker_id}``)."""
     path = request.scope["path"]
-    methods: set[str] = set()
-    for route in api_routes(request.app.router.routes):
-        if route.methods and route.path_regex.match(path):
-            methods |= set(route.methods)
+    matching = [r for r in api_routes(request.app.router.routes) if r.path_regex.match(path)]
+    if not matching:
+        return ""
+    fewest = min(r.path_format.count("{") for r in matching)
+    methods = {m for r in matching if r.path_format.count("{") == fewest for m in r.methods or ()}
     return ", ".join(sorted(methods))
 
 

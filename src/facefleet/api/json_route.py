@@ -29,11 +29,9 @@ from facefleet.protocol.json_values import InvalidJson, loads_strict
 _REFUSED = "facefleet.refused_body"
 
 
-class _RefusedBody:
-    """Stands for a refused body: no body model validates it."""
-
-
-REFUSED_BODY = _RefusedBody()
+# Stands for a refused body: no body model validates a string (FastAPI validates bodies
+# with from_attributes, so an arbitrary object would pass for a model of optional fields).
+REFUSED_BODY = "(refused body)"
 
 
 def invalid_json_errors(exc: InvalidJson) -> list[dict[str, Any]]:

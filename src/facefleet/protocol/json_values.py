@@ -10,9 +10,12 @@ PostgreSQL's JSONB refuses). ``loads_strict`` is the one parser of request bodie
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
+
+from facefleet.protocol.ids import INT64_MAX, INT64_MIN
 
 # Deeper bodies are refused; the API's models nest a handful of levels, and
 # json.loads itself stops near 1,000.
@@ -42,7 +45,8 @@ def _check_text(text: str, where: str) -> None:
 
 def check_json_value(value: Any, *, max_depth: int = MAX_DEPTH) -> Any:
     """``value`` if every string in it (keys included) is encodable text, every number is
-    finite and it nests at most ``max_depth`` levels; else InvalidJson saying where."""
+    finite (an integer within 64 bits) and it nests at most ``max_depth`` levels; else
+    InvalidJson saying where."""
     stack: list[tuple[Any, int, str]] = [(value, 1, "$")]
     while stack:
         item, depth, where = stack.pop()
@@ -51,6 +55,8 @@ def check_json_value(value: Any, *, max_depth: int = MAX_DEPTH) -> Any:
         elif isinstance(item, float):
             if item != item or item in (float("inf"), float("-inf")):
                 raise InvalidJson(f"{where}: numbers must be finite")
+        elif isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
+            raise InvalidJson(f"{where}: integers must fit in 64 bits")
         elif isinstance(item, dict | list):
             if depth > max_depth:
                 raise InvalidJson(f"nested deeper than {max_depth} levels")
@@ -91,10 +97,14 @@ JSON_CHECKED = AfterValidator(_as_value)
 JsonObject = Annotated[dict[str, Any], JSON_CHECKED]
 
 
+# A Python string holds a valid surrogate pair as one code point: any surrogate is lone.
+_UNENCODABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _clean_text(text: str) -> str:
     if text.isascii() and "\x00" not in text:
         return text
-    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+    return _UNENCODABLE.sub("\ufffd", text)
 
 
 def sanitized(value: Any) -> Any:
@@ -111,7 +121,6 @@ def sanitized(value: Any) -> Any:
     return value
 
 
-# What a response shows of a value stored before these rules (worker metrics, hostnames,
+# What a response shows of a free-form value stored before these rules (worker metrics,
 # attributes, payloads): repaired on read.
 StoredJson = Annotated[dict[str, Any], BeforeValidator(sanitized)]
-StoredText = Annotated[str, BeforeValidator(sanitized)]

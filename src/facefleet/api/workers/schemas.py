@@ -12,7 +12,7 @@ from facefleet.protocol.commands import CommandType
 from facefleet.protocol.enums import DesiredState as DesiredState
 from facefleet.protocol.enums import WorkerStatus as WorkerStatus
 from facefleet.protocol.ids import WorkerId as WorkerId
-from facefleet.protocol.json_values import JsonObject, StoredJson, StoredText
+from facefleet.protocol.json_values import JsonObject, StoredJson
 from facefleet.protocol.workers import Assignment as Assignment
 from facefleet.protocol.workers import CameraRequestResponse as CameraRequestResponse
 from facefleet.protocol.workers import CurrentAssignments as CurrentAssignments
@@ -38,8 +38,8 @@ class WorkerEventOut(BaseModel):
 
 class WorkerOut(BaseModel):
     worker_id: str
-    hostname: StoredText
-    version: StoredText
+    hostname: str
+    version: str
     status: WorkerStatus
     desired_state: DesiredState
     capacity: int

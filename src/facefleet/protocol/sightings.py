@@ -47,7 +47,7 @@ class SightingIn(BaseModel):
     person_id: Id | None = Field(description="None for a face that matched nobody.")
     first_seen: UnixTime = Field(description="Unix time, seconds.")
     last_seen: UnixTime = Field(description="Unix time, seconds.")
-    best_distance: float | None = Field(default=None, ge=0, le=1e6)
+    best_distance: float | None = Field(default=None, ge=0)
     frames: Count = Field(ge=1)
     crop_jpeg_b64: str | None = Field(default=None, max_length=MAX_CROP_B64, repr=False)
     embedding_b64: str | None = Field(

@@ -100,7 +100,7 @@ class StreamReport(Request):
     )
     frames_processed: BigCount = 0
     frames_dropped: BigCount = 0
-    fps: float = Field(default=0.0, ge=0, le=1e6)
+    fps: float = Field(default=0.0, ge=0)
     last_error: str | None = Field(default=None, max_length=500)
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -125,13 +126,14 @@ async def test_integers_beyond_their_columns_are_422_everywhere(api: Api) -> Non
             "/v1/workers/w-1/sightings", json=batch, headers=worker.headers
         )
         assert_invalid(resp, "body")
+    heartbeats: list[dict[str, Any]] = [
+        {"streams": [{"camera_id": 2**63, "epoch": 1, "state": "streaming"}]},
+        {"streams": [{"camera_id": 2**31, "epoch": 1, "state": "streaming"}]},
+        {"streams": [{"camera_id": 1, "epoch": 1, "state": "streaming", "fps": False}]},
+        {"metrics": {"frames": 2**64}},
+    ]
     for path in ("/v1/workers/w-1/heartbeat", "/v1/registry/workers/w-1/heartbeat"):
-        for body in (
-            {"streams": [{"camera_id": 2**63, "epoch": 1, "state": "streaming"}]},
-            {"streams": [{"camera_id": 2**31, "epoch": 1, "state": "streaming"}]},
-            {"streams": [{"camera_id": 1, "epoch": 1, "state": "streaming", "fps": False}]},
-            {"metrics": {"frames": 2**64}},
-        ):
+        for body in heartbeats:
             assert_invalid(await api.client.post(path, json=body, headers=worker.headers), "body")
 
 

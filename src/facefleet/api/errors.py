@@ -108,19 +108,12 @@ def _error_response(description: str) -> dict[str, Any]:
     }
 
 
-PAYLOAD_TOO_LARGE_RESPONSE: dict[str, Any] = {
-    "model": ErrorOut,
-    "description": "PayloadTooLarge: the body exceeds the size limit",
-    "content": {"application/json": {}},
-}
-
-
 def document_body_limit(app: FastAPI) -> None:
     """Every operation that takes a body may be refused with 413 (``api/body_limit.py``):
     added to each route's documented responses before the schema is first built."""
     for route in api_routes(app.router.routes):
         if route.body_field is not None:
-            route.responses.setdefault(413, PAYLOAD_TOO_LARGE_RESPONSE)
+            route.responses.setdefault(413, _error_response(PayloadTooLarge.name))
 
 
 def error_body(name: str, detail: Any, **extra: Any) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def _body_adapter(route: APIRoute) -> TypeAdapter[Any] | None:
     field = route.body_field
     if field is None or isinstance(field.field_info, Form):
         return None
-    annotation = field.field_info.annotation
+    annotation: Any = field.field_info.annotation
     if not field.field_info.is_required():
         annotation = annotation | None
     return TypeAdapter(annotation)

@@ -26,20 +26,37 @@ REAPER_PERIOD = 30.0
 LEASE_TTL = 60.0
 
 
-@pytest.fixture
-def server(database_url: str, hot_settings: dict[str, Any], tmp_path: Path) -> Iterator[LiveServer]:
+def presence_server(
+    tmp_path: Path, database_url: str, hot_settings: dict[str, Any], grace: float, beat: float
+) -> Iterator[LiveServer]:
     settings = make_settings(
         tmp_path,
         database_url,
         run_background=True,
         reaper_period=REAPER_PERIOD,
         lease_ttl=LEASE_TTL,
-        presence_grace=GRACE,
-        presence_beat=0.2,
+        presence_grace=grace,
+        presence_beat=beat,
         **hot_settings,
     )
     with live_server(create_app(settings)) as running:
         yield running
+
+
+@pytest.fixture
+def server(database_url: str, hot_settings: dict[str, Any], tmp_path: Path) -> Iterator[LiveServer]:
+    yield from presence_server(tmp_path, database_url, hot_settings, GRACE, beat=0.2)
+
+
+SLOW_BEAT = 2.0
+SLOW_BEAT_GRACE = 2 * SLOW_BEAT + 0.5  # the least the settings allow
+
+
+@pytest.fixture
+def slow_beat_server(
+    database_url: str, hot_settings: dict[str, Any], tmp_path: Path
+) -> Iterator[LiveServer]:
+    yield from presence_server(tmp_path, database_url, hot_settings, SLOW_BEAT_GRACE, SLOW_BEAT)
 
 
 async def worker_with_camera(http: httpx.AsyncClient, tenant: Tenant) -> tuple[str, dict[str, str]]:
@@ -67,8 +84,11 @@ async def holder(http: httpx.AsyncClient, tenant: Tenant) -> str | None:
     return None if lease is None else lease["worker_id"]
 
 
-async def open_presence(server: LiveServer, headers: dict[str, str]) -> asyncio.StreamWriter:
-    """A presence stream on a raw socket, so that closing it is a connection cut mid-stream."""
+async def open_presence_stream(
+    server: LiveServer, headers: dict[str, str]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A presence stream on a raw socket, so that closing it is a connection cut mid-stream;
+    the reader is past the response's headers."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     lines = ["GET /v1/workers/w1/presence HTTP/1.1", "Host: facefleet"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
@@ -76,7 +96,13 @@ async def open_presence(server: LiveServer, headers: dict[str, str]) -> asyncio.
     await writer.drain()
     status = await reader.readline()
     assert b" 200 " in status, status
-    return writer
+    while await reader.readline() not in (b"\r\n", b""):
+        pass
+    return reader, writer
+
+
+async def open_presence(server: LiveServer, headers: dict[str, str]) -> asyncio.StreamWriter:
+    return (await open_presence_stream(server, headers))[1]
 
 
 async def released_within(http: httpx.AsyncClient, tenant: Tenant, seconds: float) -> float:
@@ -101,6 +127,23 @@ async def test_a_broken_presence_stream_frees_the_camera_a_grace_later(
     history = detail.json()["history"]
     reasons = [e["detail"].get("reason") for e in history if e["kind"] == "offline"]
     assert reasons == ["presence lost"], history
+
+
+async def test_the_break_is_noticed_at_once_not_at_the_next_beat(
+    slow_beat_server: LiveServer,
+) -> None:
+    # Cut just after a beat: a control plane that only noticed when its next beat was due
+    # would free the camera up to a beat later than the grace.
+    tenant = slow_beat_server.new_tenant()
+    async with httpx.AsyncClient(base_url=slow_beat_server.base_url, timeout=10) as http:
+        _, headers = await worker_with_camera(http, tenant)
+        reader, writer = await open_presence_stream(slow_beat_server, headers)
+        beats = 0
+        while beats < 2:  # the first comes with the headers, the second a beat later
+            beats += (await asyncio.wait_for(reader.readline(), SLOW_BEAT * 3)).count(b".")
+        writer.transport.abort()
+        took = await released_within(http, tenant, SLOW_BEAT_GRACE + SLOW_BEAT + 5.0)
+    assert SLOW_BEAT_GRACE - 0.1 <= took < SLOW_BEAT_GRACE + SLOW_BEAT / 2
 
 
 async def test_a_worker_back_within_the_grace_keeps_its_camera(

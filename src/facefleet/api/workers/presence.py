@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from asyncio import FIRST_COMPLETED
 
 from fastapi import APIRouter
 from starlette.responses import Response
@@ -63,7 +64,9 @@ class PresenceStream(Response):
         try:
             while loop.time() < ends and not gone.done() and not stopping.done():
                 await send({"type": "http.response.body", "body": BEAT, "more_body": True})
-                await asyncio.wait({gone, stopping}, timeout=settings.presence_beat)
+                await asyncio.wait(
+                    {gone, stopping}, timeout=settings.presence_beat, return_when=FIRST_COMPLETED
+                )
             if not gone.done():
                 # Renewed, or this replica stops on purpose: the goodbye tells the worker
                 # not to count the end as a loss.

@@ -413,6 +413,23 @@ async def test_percent_and_underscore_in_q_are_literal(api: Api) -> None:
     assert await names("\\") == []
 
 
+async def test_a_malformed_form_is_422_after_the_role_check(embedded: Api) -> None:
+    tenant = await embedded.tenant()
+    resp = await embedded.client.post("/v1/people", json={"name": "p"}, headers=tenant.headers())
+    person = resp.json()["id"]
+    boundary = "7c5156fb04a2177cf9e322ad31ebde44"
+    form = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    body = f"--{boundary}\r\nNone--{boundary}--\r\n".encode()
+    path = f"/v1/people/{person}/faces"
+    viewer = await embedded.client.post(
+        path, content=body, headers=tenant.headers(Role.viewer) | form
+    )
+    assert viewer.status_code == 403, viewer.text
+    resp = await embedded.client.post(path, content=body, headers=tenant.headers() | form)
+    assert_invalid(resp, "body")
+    assert "not a valid form" in resp.json()["detail"]
+
+
 async def test_a_truncated_jpeg_with_an_end_marker_is_not_enrolled(embedded: Api) -> None:
     tenant = await embedded.tenant()
     resp = await embedded.client.post("/v1/people", json={"name": "p"}, headers=tenant.headers())

@@ -1,5 +1,5 @@
 """Request bodies read by the protocol's strict parser and validated strictly, their
-refusals reported after the role check.
+refusals (malformed forms among them) reported after the role check.
 
 FastAPI parses a JSON body with ``json.loads`` before any dependency runs, then validates it
 leniently: NaN, lone surrogates and U+0000 get through (and fail later, in a driver or an
@@ -20,6 +20,8 @@ from typing import Any
 from fastapi.params import Form
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
@@ -67,6 +69,19 @@ class StrictJsonRequest(Request):
                 value = REFUSED_BODY
             self._json = value
         return self._json
+
+    async def _get_form(self, **limits: Any) -> FormData:
+        # Starlette answers a malformed multipart body with a 400 before any dependency:
+        # refused like a JSON body instead (422, after the role check).
+        try:
+            return await super()._get_form(**limits)
+        except HTTPException as exc:
+            if exc.status_code != 400:
+                raise
+            self.scope[_REFUSED] = [
+                {"type": "form_invalid", "loc": ("body",), "msg": f"not a valid form: {exc.detail}"}
+            ]
+            return FormData()
 
 
 def _body_adapter(route: APIRoute) -> TypeAdapter[Any] | None:

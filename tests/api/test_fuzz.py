@@ -25,8 +25,8 @@ from tests.fixtures.services import create_pg_database, drop_pg_database
 
 pytestmark = pytest.mark.timeout(420)
 
-# Per operation and role: about 30 s a role on a developer machine.
-MAX_EXAMPLES = int(os.environ.get("FACEFLEET_FUZZ_EXAMPLES", "12"))
+# Per operation and role: about 75 s for the three roles on a developer machine.
+MAX_EXAMPLES = int(os.environ.get("FACEFLEET_FUZZ_EXAMPLES", "20"))
 SUMMARY = re.compile(r"(\d+) generated, (\d+) passed")
 CHECKS = ",".join(
     [

@@ -91,7 +91,7 @@ def flatten(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
 
 def routes(api: Api, schema: dict[str, Any]) -> list[Route]:
     by_key = {
-        (method, route.path): route
+        (method, route.path_format): route
         for route in flatten(api.app.routes)
         if isinstance(route, APIRoute)
         for method in route.methods or ()

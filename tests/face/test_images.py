@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -101,6 +102,24 @@ def test_truncated_jpeg_is_refused(keep: float) -> None:
     data = encode(".jpg", noise_bgr(200, 300))
     with pytest.raises(ImageError, match="truncated JPEG"):
         load_image_rgb(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
+def test_truncated_jpeg_with_an_end_marker_appended_is_refused(keep: float) -> None:
+    # The end marker makes the header walk see a complete file; the full decode does not.
+    data = encode(".jpg", noise_bgr(200, 300))
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        load_image_rgb(data[: int(len(data) * keep)] + b"\xff\xd9")
+
+
+def test_cmyk_jpeg_decodes() -> None:
+    from PIL import Image  # scikit-image's dependency: the one CMYK encoder at hand
+
+    buffer = io.BytesIO()
+    Image.new("CMYK", (32, 24), (0, 255, 255, 0)).save(buffer, "JPEG", quality=95)
+    rgb = load_image_rgb(buffer.getvalue())
+    assert rgb.shape == (24, 32, 3)
+    assert rgb[12, 16, 0] > 200 and rgb[12, 16, 1] < 60  # red
 
 
 def test_jpeg_cut_inside_its_header_is_refused() -> None:

@@ -342,3 +342,14 @@ async def timed(call: Awaitable[Any]) -> float:
     start = time.monotonic()
     await call
     return time.monotonic() - start
+
+
+async def test_a_metric_no_json_reader_takes_does_not_cost_the_heartbeat(cp: ControlPlane) -> None:
+    """The control plane refuses NaN and lone surrogates (422); the client sends them as null
+    and U+FFFD, so a bad sample never loses a heartbeat."""
+    async with cp.client() as w:
+        await w.register()
+        beat = await w.heartbeat({"cpu_percent": float("nan"), "note": "bad\ud800", "ok": 1})
+        assert beat.status == "online"
+    seen = await cp.worker("w1")
+    assert seen["metrics"] == {"cpu_percent": None, "note": "bad\ufffd", "ok": 1}

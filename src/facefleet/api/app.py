@@ -24,7 +24,7 @@ from facefleet.api.cameras.tracker import CameraStateTracker
 from facefleet.api.config import Settings
 from facefleet.api.dashboard import router as dashboard_router
 from facefleet.api.database import open_database, prepare
-from facefleet.api.errors import install_error_handlers
+from facefleet.api.errors import document_body_limit, install_error_handlers
 from facefleet.api.events.tapped import TappedBroker
 from facefleet.api.gc_tuning import tuned_collector
 from facefleet.api.health.router import router as health_router
@@ -37,6 +37,7 @@ from facefleet.api.observability.metrics import HttpMetricsMiddleware, Metrics
 from facefleet.api.observability.router import router as metrics_router
 from facefleet.api.people.router import router as people_router
 from facefleet.api.realtime.router import router as realtime_router
+from facefleet.api.request_ids import RequestIdMiddleware
 from facefleet.api.security import PrincipalCache
 from facefleet.api.sightings.retention import PERIOD as RETENTION_PERIOD
 from facefleet.api.sightings.retention import RetentionPruner
@@ -220,8 +221,10 @@ def create_app(
         upload_max_bytes=settings.max_upload_request_bytes,
         upload_paths=is_upload_path,
     )
-    # Outermost, so refused bodies and unhandled errors are timed too.
+    # Refused bodies and unhandled errors are timed too.
     app.add_middleware(HttpMetricsMiddleware)
+    # Outermost: every answer, an unhandled error's included, carries its request id.
+    app.add_middleware(RequestIdMiddleware)
     # The heartbeat first: most requests are heartbeats, and routes are matched in order.
     app.include_router(heartbeat_route.router)
     app.include_router(workers_router)
@@ -239,4 +242,5 @@ def create_app(
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(dashboard_router)
+    document_body_limit(app)
     return app

@@ -10,7 +10,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from facefleet.api.storage.db.engine import Synchronous
-
 from facefleet.protocol.workers import PRESENCE_FRAME_ALLOWANCE
 
 

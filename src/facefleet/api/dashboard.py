@@ -13,11 +13,12 @@ from pydantic import BaseModel, Field
 from facefleet.api.deps import CurrentPrincipal, Uow
 from facefleet.api.errors import Unauthorized
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.storage.db import tenants_repo
 
 WEB_DIR = Path(__file__).parent / "web"
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 # Served after every API route, and only under /ui, so unknown API paths keep their 404.
 router.frontend("/ui", directory=WEB_DIR, fallback=None)
 

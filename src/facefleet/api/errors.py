@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
+from facefleet.api.json_route import refusal_errors
 from facefleet.protocol.errors import ErrorBody, ErrorName
 
 
@@ -87,11 +91,10 @@ def error_responses(*errors: type[FacefleetError]) -> dict[int | str, dict[str, 
     """OpenAPI ``responses`` for a route: its expected errors plus 401, 422 and the rate
     limit's 429 (every route that takes a key is paid from a budget: api/rate_limits.py)."""
     out: dict[int | str, dict[str, Any]] = {
-        401: {"model": ErrorOut, "description": "Unauthorized"},
-        422: {"model": ErrorOut, "description": "ValidationError"},
+        401: _error_response("Unauthorized"),
+        422: _error_response("ValidationError"),
         429: {
-            "model": ErrorOut,
-            "description": "TooManyRequests: the API key is over its rate limit",
+            **_error_response("TooManyRequests: the API key is over its rate limit"),
             "headers": {
                 "Retry-After": {
                     "description": "Seconds until the key may make its next request.",
@@ -101,8 +104,26 @@ def error_responses(*errors: type[FacefleetError]) -> dict[int | str, dict[str, 
         },
     }
     for err in errors:
-        out[err.status_code] = {"model": ErrorOut, "description": err.name}
+        out[err.status_code] = _error_response(err.name)
     return out
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    # JSON even on routes whose own answer is not (the presence stream, images).
+    schema = {"$ref": "#/components/schemas/ErrorBody"}
+    return {
+        "model": ErrorOut,
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+def document_body_limit(app: FastAPI) -> None:
+    """Every operation that takes a body may be refused with 413 (``api/body_limit.py``):
+    added to each route's documented responses before the schema is first built."""
+    for route in api_routes(app.router.routes):
+        if route.body_field is not None:
+            route.responses.setdefault(413, _error_response(PayloadTooLarge.name))
 
 
 def error_body(name: str, detail: Any, **extra: Any) -> dict[str, Any]:
@@ -118,11 +139,15 @@ async def _facefleet_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    refused = refusal_errors(request.scope)
+    if refused is not None:  # what the strict body check said, not "not an object"
+        errors = [e for e in errors if tuple(e.get("loc", ()))[:1] != ("body",)] + list(refused)
     fields = [
         {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
-        for err in exc.errors()
+        for err in errors
     ]
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     return JSONResponse(
@@ -131,17 +156,43 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
+    """The app's API routes, those of included routers among them."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from api_routes(inner.routes)
+        elif isinstance(route, APIRoute):
+            yield route
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method of the request's path: FastAPI makes one route per method, and
+    Starlette names only the first route's. A literal path (``/v1/workers/stats``) is its
+    own resource, not an instance of a template beside it (``/v1/workers/{worker_id}``)."""
+    path = request.scope["path"]
+    matching = [r for r in api_routes(request.app.router.routes) if r.path_regex.match(path)]
+    if not matching:
+        return ""
+    fewest = min(r.path_format.count("{") for r in matching)
+    methods = {m for r in matching if r.path_format.count("{") == fewest for m in r.methods or ()}
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     names = {
         404: ErrorName.not_found,
-        405: "MethodNotAllowed",
+        405: ErrorName.method_not_allowed,
         413: ErrorName.payload_too_large,
     }
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
     return JSONResponse(
         error_body(names.get(exc.status_code, "HTTPError"), exc.detail),
         status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+        headers=headers or None,
     )
 
 

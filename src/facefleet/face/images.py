@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import numpy.typing as npt
+import simplejpeg
 
 # 50 megapixels covers any camera still; larger uploads are refused before any pixel is decoded.
 MAX_IMAGE_PIXELS = 50_000_000
@@ -38,13 +39,35 @@ def load_image_rgb(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> npt.ND
             f"image is {width}x{height} ({width * height} pixels), "
             f"above the limit of {max_pixels} pixels"
         )
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
-        raise ImageError("image data is corrupt: it could not be decoded")
-    if bgr.shape[0] * bgr.shape[1] > max_pixels:  # a header that lied about its size
+    if data.startswith(_JPEG_SIGNATURE):
+        rgb = _decode_jpeg_strictly(data)
+    else:
+        bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3:
+            raise ImageError("image data is corrupt: it could not be decoded")
+        rgb = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+    if rgb.shape[0] * rgb.shape[1] > max_pixels:  # a header that lied about its size
         raise ImageError(f"decoded image is above the limit of {max_pixels} pixels")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+def _decode_jpeg_strictly(data: bytes) -> npt.NDArray[np.uint8]:
+    """libjpeg-turbo's decode with its recoverable errors as errors: OpenCV fills the
+    missing rows of a truncated scan with grey (a file cut short, with an end-of-image
+    marker appended, decodes without complaint)."""
+    try:
+        colorspace = simplejpeg.decode_jpeg_header(data)[2]
+        if colorspace in ("CMYK", "YCCK"):
+            # libjpeg-turbo gives these as CMYK only: checked here, converted by OpenCV.
+            simplejpeg.decode_jpeg(data, colorspace="CMYK", strict=True)
+            bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise ValueError("OpenCV could not decode it")
+            return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+        rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+    except ValueError as exc:
+        raise ImageError(f"JPEG data is corrupt or truncated: {exc}") from None
+    return np.asarray(rgb, dtype=np.uint8)
 
 
 def image_dimensions(data: bytes) -> tuple[int, int]:

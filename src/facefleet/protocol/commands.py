@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from facefleet.protocol.json_values import JsonObject
+
 
 class CommandType(StrEnum):
     reload_gallery = "reload_gallery"
@@ -38,4 +40,4 @@ class CommandDelivery(BaseModel):
 class CommandAck(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: AckStatus = "acked"
-    result: dict[str, Any] = Field(default_factory=dict)
+    result: JsonObject = Field(default_factory=dict)

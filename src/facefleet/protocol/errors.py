@@ -21,6 +21,8 @@ class ErrorName(StrEnum):
     validation_error = "ValidationError"
     service_unavailable = "ServiceUnavailable"
     too_many_requests = "TooManyRequests"
+    method_not_allowed = "MethodNotAllowed"
+    internal_error = "InternalError"
 
 
 class ErrorBody(BaseModel):

@@ -9,6 +9,9 @@ import struct
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from facefleet.protocol.ids import Count, Epoch, Id
+from facefleet.protocol.times import UnixTime
+
 MAX_BATCH = 500
 MAX_CROP_B64 = 90_000  # about 64 KB of JPEG
 # A face embedding on the wire: 128 float32, little-endian, base64 (as in the gallery).
@@ -41,11 +44,11 @@ class SightingIn(BaseModel):
         max_length=64,
         description="Unique per camera and epoch; posting it again updates the sighting.",
     )
-    person_id: int | None = Field(description="None for a face that matched nobody.")
-    first_seen: float = Field(gt=0, description="Unix time, seconds.")
-    last_seen: float = Field(gt=0, description="Unix time, seconds.")
+    person_id: Id | None = Field(description="None for a face that matched nobody.")
+    first_seen: UnixTime = Field(description="Unix time, seconds.")
+    last_seen: UnixTime = Field(description="Unix time, seconds.")
     best_distance: float | None = Field(default=None, ge=0)
-    frames: int = Field(ge=1)
+    frames: Count = Field(ge=1)
     crop_jpeg_b64: str | None = Field(default=None, max_length=MAX_CROP_B64, repr=False)
     embedding_b64: str | None = Field(
         default=None,
@@ -71,8 +74,8 @@ class SightingIn(BaseModel):
 
 class SightingBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    camera_id: int
-    epoch: int = Field(ge=1, description="The camera lease's fencing epoch.")
+    camera_id: Id
+    epoch: Epoch = Field(ge=1, description="The camera lease's fencing epoch.")
     sightings: list[SightingIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 

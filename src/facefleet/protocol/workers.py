@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from facefleet.protocol.commands import CommandDelivery
 from facefleet.protocol.enums import DesiredText, StatusText, StopMode, StopModeText
-from facefleet.protocol.ids import Label, WorkerId
+from facefleet.protocol.ids import BigCount, BigInt, Epoch, Id, Label, WorkerId
+from facefleet.protocol.json_values import JSON_CHECKED
 
 
 class Request(BaseModel):
@@ -84,7 +85,8 @@ class RegisterResponse(Response):
 # fences that long before the presence grace ends, and the grace must leave room for it.
 PRESENCE_FRAME_ALLOWANCE = 0.5
 
-MetricValue = float | int | str | bool | None
+MetricValue = float | BigInt | str | bool | None
+Metrics = Annotated[dict[str, MetricValue | dict[str, MetricValue]], JSON_CHECKED]
 
 
 StreamStateName = Literal["starting", "streaming", "stalled", "failing"]
@@ -94,23 +96,25 @@ MAX_STREAMS = 64  # a worker's largest capacity
 class StreamReport(Request):
     """How one of the worker's streams is doing, as of this heartbeat."""
 
-    camera_id: int
-    epoch: int
+    camera_id: Id
+    epoch: Epoch
     state: StreamStateName = Field(
         description="starting: no frame yet; streaming: frames arrive; stalled: the source "
         "stopped delivering or is reconnecting; failing: it cannot be opened."
     )
-    frames_processed: int = Field(default=0, ge=0)
-    frames_dropped: int = Field(default=0, ge=0)
+    frames_processed: BigCount = 0
+    frames_dropped: BigCount = 0
     fps: float = Field(default=0.0, ge=0)
     last_error: str | None = Field(default=None, max_length=500)
 
 
 class HeartbeatRequest(Request):
-    metrics: dict[str, MetricValue | dict[str, MetricValue]] | None = Field(
-        default=None,
-        description="Latest metrics (fps, frames_dropped, stream_state, cpu_percent, ...).",
-        max_length=64,
+    metrics: Annotated[dict[str, MetricValue | dict[str, MetricValue]], JSON_CHECKED] | None = (
+        Field(
+            default=None,
+            description="Latest metrics (fps, frames_dropped, stream_state, cpu_percent, ...).",
+            max_length=64,
+        )
     )
     streams: list[StreamReport] | None = Field(
         default=None,
@@ -175,8 +179,8 @@ class CurrentAssignments(Response):
 
 
 class ReleaseRequest(Request):
-    camera_id: int
-    epoch: int
+    camera_id: Id
+    epoch: Epoch
     error: str | None = Field(
         default=None,
         max_length=500,

@@ -26,6 +26,7 @@ from facefleet import __version__
 from facefleet.protocol.commands import AckStatus, CommandAck
 from facefleet.protocol.errors import ErrorName
 from facefleet.protocol.ids import validate_worker_id
+from facefleet.protocol.json_values import sanitized
 from facefleet.protocol.sightings import SightingBatch
 from facefleet.protocol.workers import (
     RegisterRequest,
@@ -163,7 +164,11 @@ class WorkerClient:
     ) -> HeartbeatResult:
         """``retry``: a tighter policy than the client's, for a loop that would rather send
         its next heartbeat than keep retrying an old one."""
-        body: dict[str, Any] = {"metrics": dict(metrics) if metrics is not None else None}
+        # A NaN or a lone surrogate in a metric would cost the heartbeat (a 422): sent as
+        # null or U+FFFD instead.
+        body: dict[str, Any] = {
+            "metrics": sanitized(dict(metrics)) if metrics is not None else None
+        }
         if streams is not None:
             body["streams"] = [s.model_dump(mode="json") for s in streams]
         path = self._path("/heartbeat")

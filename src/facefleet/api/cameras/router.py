@@ -11,8 +11,10 @@ from facefleet.api.cameras.service import CameraService
 from facefleet.api.deps import Admin, Reader, State, Uow
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import StrictJsonRoute
+from facefleet.protocol.ids import Id, Offset
 
-router = APIRouter(prefix="/v1/cameras", tags=["cameras"])
+router = APIRouter(prefix="/v1/cameras", tags=["cameras"], route_class=StrictJsonRoute)
 
 
 @router.get("", response_model=schemas.CameraPage, responses=_errors(Forbidden))
@@ -20,7 +22,7 @@ async def list_cameras(
     principal: Reader,
     state: State,
     uow: Uow,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.CameraPage:
     return await CameraService(state).page(uow, principal, offset, limit)
@@ -38,9 +40,7 @@ async def create_camera(
 @router.get(
     "/{camera_id}", response_model=schemas.CameraOut, responses=_errors(Forbidden, NotFound)
 )
-async def get_camera(
-    camera_id: int, principal: Reader, state: State, uow: Uow
-) -> schemas.CameraOut:
+async def get_camera(camera_id: Id, principal: Reader, state: State, uow: Uow) -> schemas.CameraOut:
     return await CameraService(state).get(uow, principal, camera_id)
 
 
@@ -51,7 +51,7 @@ async def get_camera(
     summary="Change a camera; disabling it or changing its source revokes its lease",
 )
 async def update_camera(
-    camera_id: int, body: schemas.CameraUpdate, principal: Admin, state: State, uow: Uow
+    camera_id: Id, body: schemas.CameraUpdate, principal: Admin, state: State, uow: Uow
 ) -> schemas.CameraOut:
     return await CameraService(state).update(uow, principal, camera_id, body)
 
@@ -59,6 +59,6 @@ async def update_camera(
 @router.delete(
     "/{camera_id}", status_code=204, response_class=Response, responses=_errors(Forbidden, NotFound)
 )
-async def delete_camera(camera_id: int, principal: Admin, state: State, uow: Uow) -> Response:
+async def delete_camera(camera_id: Id, principal: Admin, state: State, uow: Uow) -> Response:
     await CameraService(state).delete(uow, principal, camera_id)
     return Response(status_code=204)

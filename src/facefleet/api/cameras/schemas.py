@@ -23,7 +23,9 @@ class CameraFields(BaseModel):
 class CameraCreate(CameraFields):
     name: str = Field(min_length=1, max_length=128, description="Unique within the tenant.")
     source_url: str = Field(
-        max_length=2048, description="rtsp://, http(s)://, file:// or device:// source."
+        min_length=1,
+        max_length=2048,
+        description="rtsp://, http(s)://, file:// or device:// source.",
     )
     enabled: bool = True
     target_fps: float = Field(default=5.0, gt=0, le=60, description="Frames to process per s.")
@@ -38,7 +40,7 @@ class CameraCreate(CameraFields):
 
 class CameraUpdate(CameraFields):
     name: str | None = Field(default=None, min_length=1, max_length=128)
-    source_url: str | None = Field(default=None, max_length=2048)
+    source_url: str | None = Field(default=None, min_length=1, max_length=2048)
     enabled: bool | None = None
     target_fps: float | None = Field(default=None, gt=0, le=60)
     required_labels: list[Label] | None = Field(default=None, max_length=16)

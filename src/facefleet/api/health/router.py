@@ -12,10 +12,11 @@ from sqlalchemy.exc import DBAPIError
 
 from facefleet.api.deps import State
 from facefleet.api.errors import error_body
+from facefleet.api.json_route import StrictJsonRoute
 
 CHECK_TIMEOUT = 2.0
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=StrictJsonRoute)
 
 
 def _failure(exc: BaseException) -> str:

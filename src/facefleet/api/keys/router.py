@@ -9,12 +9,14 @@ from fastapi import APIRouter, Path
 from facefleet.api.deps import Admin, State, Uow
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.keys import schemas
 from facefleet.api.keys.service import InvalidKeyRequest, KeyService
+from facefleet.protocol.ids import Id
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=StrictJsonRoute)
 
-KeyId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The key's id (from the list).")]
+KeyId = Annotated[Id, Path(description="The key's id (from the list).")]
 
 
 @router.get("", response_model=schemas.KeyList, responses=_errors(Forbidden))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from facefleet.api.security import Role
+from facefleet.protocol.times import Instant
 
 # The longest life a key can be given: ten years.
 MAX_TTL_SECONDS = 10 * 365 * 86_400
@@ -18,8 +19,8 @@ KeyStatus = Literal["active", "expired", "revoked"]
 
 
 class _Expiry(BaseModel):
-    expires_at: AwareDatetime | None = Field(
-        default=None, description="When the key stops working (with a time zone)."
+    expires_at: Instant | None = Field(
+        default=None, description="When the key stops working (without a time zone: UTC)."
     )
     ttl_seconds: float | None = Field(
         default=None,

@@ -17,8 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from facefleet.api.deps import State
 from facefleet.api.errors import Unauthorized
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import StrictJsonRoute
 
-router = APIRouter(tags=["observability"])
+router = APIRouter(tags=["observability"], route_class=StrictJsonRoute)
 
 
 def check_metrics_key(expected: str | None, authorization: str | None) -> None:

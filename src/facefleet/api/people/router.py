@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile
 from facefleet.api.deps import Admin, Reader, State, Uow, WorkerOrAdmin
 from facefleet.api.errors import Forbidden, NotFound, PayloadTooLarge
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.people import schemas
 from facefleet.api.people.erasure import ErasureService
 from facefleet.api.people.faces import UnprocessableImage
@@ -17,8 +18,9 @@ from facefleet.api.people.learning import LearningService
 from facefleet.api.people.service import GalleryService
 from facefleet.api.state import AppState
 from facefleet.api.storage.db import audit_repo
+from facefleet.protocol.ids import Id, Offset
 
-router = APIRouter(tags=["gallery"])
+router = APIRouter(tags=["gallery"], route_class=StrictJsonRoute)
 MAX_FILES = 20
 
 
@@ -56,7 +58,7 @@ async def list_people(
     state: State,
     uow: Uow,
     q: Annotated[str | None, Query(max_length=200, description="Part of the name")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.PersonPage:
     return await GalleryService(state).page(uow, principal, q, offset, limit)
@@ -68,7 +70,7 @@ async def list_people(
     responses=_errors(Forbidden, NotFound),
 )
 async def get_person(
-    person_id: int, principal: Reader, state: State, uow: Uow
+    person_id: Id, principal: Reader, state: State, uow: Uow
 ) -> schemas.PersonDetail:
     return await GalleryService(state).get(uow, principal, person_id)
 
@@ -79,7 +81,7 @@ async def get_person(
     responses=_errors(Forbidden, NotFound),
 )
 async def update_person(
-    person_id: int, body: schemas.PersonUpdate, principal: Admin, state: State, uow: Uow
+    person_id: Id, body: schemas.PersonUpdate, principal: Admin, state: State, uow: Uow
 ) -> schemas.PersonOut:
     return await GalleryService(state).update(uow, principal, person_id, body)
 
@@ -90,7 +92,7 @@ async def update_person(
     response_class=Response,
     responses=_errors(Forbidden, NotFound),
 )
-async def delete_person(person_id: int, principal: Admin, state: State, uow: Uow) -> Response:
+async def delete_person(person_id: Id, principal: Admin, state: State, uow: Uow) -> Response:
     await GalleryService(state).delete(uow, principal, person_id)
     return Response(status_code=204)
 
@@ -102,7 +104,7 @@ async def delete_person(person_id: int, principal: Admin, state: State, uow: Uow
     summary="Erase a person: gallery, sightings, crops, negatives, stranger links; audited",
 )
 async def erase_person(
-    person_id: int, principal: Admin, state: State, uow: Uow
+    person_id: Id, principal: Admin, state: State, uow: Uow
 ) -> schemas.ErasureReceipt:
     return await ErasureService(state).erase_person(uow, principal, person_id)
 
@@ -114,7 +116,7 @@ async def erase_person(
     summary="Merge a person into another: faces, negatives and sightings move",
 )
 async def merge_people(
-    person_id: int, body: schemas.MergePeople, principal: Admin, state: State, uow: Uow
+    person_id: Id, body: schemas.MergePeople, principal: Admin, state: State, uow: Uow
 ) -> schemas.MergeResponse:
     return await LearningService(state).merge(uow, principal, person_id, body)
 
@@ -126,8 +128,8 @@ async def merge_people(
     summary="Move a face to another person (the sighting it came from follows)",
 )
 async def move_face(
-    person_id: int,
-    face_id: int,
+    person_id: Id,
+    face_id: Id,
     body: schemas.MoveFace,
     principal: Admin,
     state: State,
@@ -143,7 +145,7 @@ async def move_face(
     summary="Faces an operator said are not this person",
 )
 async def list_negatives(
-    person_id: int, principal: Reader, state: State, uow: Uow
+    person_id: Id, principal: Reader, state: State, uow: Uow
 ) -> list[schemas.NegativeOut]:
     return await LearningService(state).negatives(uow, principal, person_id)
 
@@ -156,7 +158,7 @@ async def list_negatives(
     summary="Take back a 'not this person'",
 )
 async def remove_negative(
-    person_id: int, negative_id: int, principal: Admin, state: State, uow: Uow
+    person_id: Id, negative_id: Id, principal: Admin, state: State, uow: Uow
 ) -> Response:
     await LearningService(state).remove_negative(uow, principal, person_id, negative_id)
     return Response(status_code=204)
@@ -172,7 +174,7 @@ async def gallery_audit(
     principal: Admin,
     uow: Uow,
     action: Annotated[str | None, Query(max_length=32)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.AuditPage:
     rows, total = await audit_repo.page(uow.session, principal.tenant_id, action, offset, limit)
@@ -192,7 +194,7 @@ async def gallery_audit(
     summary="Enroll face photos (JPEG/PNG, one face each); all are stored or none",
 )
 async def add_faces(
-    person_id: int,
+    person_id: Id,
     principal: Admin,
     state: State,
     uow: Uow,
@@ -209,7 +211,7 @@ async def add_faces(
     responses=_errors(Forbidden, NotFound),
 )
 async def remove_face(
-    person_id: int, face_id: int, principal: Admin, state: State, uow: Uow
+    person_id: Id, face_id: Id, principal: Admin, state: State, uow: Uow
 ) -> Response:
     await GalleryService(state).remove_face(uow, principal, person_id, face_id)
     return Response(status_code=204)
@@ -220,7 +222,7 @@ async def remove_face(
     response_class=Response,
     responses=_errors(Forbidden, NotFound) | {200: {"content": {"image/jpeg": {}}}},
 )
-async def face_thumbnail(face_id: int, principal: Reader, state: State, uow: Uow) -> Response:
+async def face_thumbnail(face_id: Id, principal: Reader, state: State, uow: Uow) -> Response:
     jpeg = await GalleryService(state).thumbnail(uow, principal, face_id)
     return Response(jpeg, media_type="image/jpeg")
 

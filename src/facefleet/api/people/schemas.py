@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from facefleet.api.sightings.schemas import SightingOut
 from facefleet.protocol.gallery import GalleryOut as GalleryOut
+from facefleet.protocol.ids import Id
+from facefleet.protocol.json_values import JsonObject, StoredJson
 
 
 class PersonCreate(BaseModel):
@@ -17,14 +18,14 @@ class PersonCreate(BaseModel):
     external_ref: str | None = Field(
         default=None, max_length=200, description="Your own identifier for this person."
     )
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Field(default_factory=dict)
 
 
 class PersonUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     external_ref: str | None = Field(default=None, max_length=200)
-    attributes: dict[str, Any] | None = None
+    attributes: JsonObject | None = None
 
 
 class BoxOut(BaseModel):
@@ -49,7 +50,7 @@ class PersonOut(BaseModel):
     id: int
     name: str
     external_ref: str | None
-    attributes: dict[str, Any]
+    attributes: StoredJson
     face_count: int
     created_at: datetime
     updated_at: datetime
@@ -97,7 +98,7 @@ class RecognizeResponse(BaseModel):
 
 class AssignSighting(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    person_id: int = Field(description="Who the sighting shows.")
+    person_id: Id = Field(description="Who the sighting shows.")
     enroll: bool = Field(
         default=True,
         description=(
@@ -115,7 +116,7 @@ class AssignResponse(BaseModel):
 
 class NotPerson(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    person_id: int | None = Field(
+    person_id: Id | None = Field(
         default=None, description="Who it is not (default: the person it is labelled with)."
     )
 
@@ -135,12 +136,12 @@ class NotPersonResponse(BaseModel):
 
 class MoveFace(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    person_id: int = Field(description="The person the face belongs to.")
+    person_id: Id = Field(description="The person the face belongs to.")
 
 
 class MergePeople(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    into_person_id: int = Field(description="The person who remains.")
+    into_person_id: Id = Field(description="The person who remains.")
 
 
 class MergeResponse(BaseModel):

@@ -7,19 +7,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
 from facefleet.api.deps import resolve_key
 from facefleet.api.errors import ServiceUnavailable
 from facefleet.api.events.broker import Event, EventBroker, Subscription
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.realtime.snapshot import build_snapshot
 from facefleet.api.security import Principal
 from facefleet.api.state import AppState
+from facefleet.protocol.ids import Offset
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["realtime"])
+router = APIRouter(tags=["realtime"], route_class=StrictJsonRoute)
 
 # Application close codes (4000-4999): the reason is in the close frame too.
 CLOSE_UNAUTHORIZED = 4401
@@ -74,7 +76,7 @@ async def _authorize(
 async def tenant_events(
     websocket: WebSocket,
     tenant_id: str,
-    since: int | None = Query(default=None, ge=0),
+    since: Annotated[Offset | None, Query()] = None,
 ) -> None:
     state: AppState = websocket.app.state.facefleet
     key = _key(websocket)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from facefleet.api.deps import Admin, CurrentWorker, Reader, State, Uow, WorkerOrAdmin
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.people.learning import LearningService
 from facefleet.api.people.schemas import (
     AssignResponse,
@@ -21,8 +21,10 @@ from facefleet.api.sightings import schemas
 from facefleet.api.sightings.service import SightingService
 from facefleet.api.storage.db.sightings_repo import SightingFilter
 from facefleet.api.workers.paths import WORKER_ID_PATH
+from facefleet.protocol.ids import BigId, Id, Offset
+from facefleet.protocol.times import Instant
 
-router = APIRouter(tags=["sightings"])
+router = APIRouter(tags=["sightings"], route_class=StrictJsonRoute)
 
 
 @router.post(
@@ -47,16 +49,16 @@ async def list_sightings(
     principal: Reader,
     state: State,
     uow: Uow,
-    camera_id: int | None = None,
-    person_id: int | None = None,
+    camera_id: Id | None = None,
+    person_id: Id | None = None,
     known: Annotated[bool | None, Query(description="Only known (true) or unknown (false)")] = None,
-    since: Annotated[datetime | None, Query(description="Seen at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="Seen at or before (ISO 8601)")] = None,
-    stranger_id: Annotated[int | None, Query(description="Sightings of this stranger")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[Instant | None, Query(description="Seen at or after (ISO 8601)")] = None,
+    until: Annotated[Instant | None, Query(description="Seen at or before (ISO 8601)")] = None,
+    stranger_id: Annotated[Id | None, Query(description="Sightings of this stranger")] = None,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.SightingPage:
-    found = SightingFilter(camera_id, person_id, known, aware(since), aware(until), stranger_id)
+    found = SightingFilter(camera_id, person_id, known, since, until, stranger_id)
     return await SightingService(state).page(uow, principal, found, offset, limit)
 
 
@@ -65,7 +67,7 @@ async def list_sightings(
     response_class=Response,
     responses=_errors(Forbidden, NotFound) | {200: {"content": {"image/jpeg": {}}}},
 )
-async def sighting_crop(sighting_id: int, principal: Reader, state: State, uow: Uow) -> Response:
+async def sighting_crop(sighting_id: BigId, principal: Reader, state: State, uow: Uow) -> Response:
     return Response(
         await SightingService(state).crop(uow, principal, sighting_id), media_type="image/jpeg"
     )
@@ -78,7 +80,7 @@ async def sighting_crop(sighting_id: int, principal: Reader, state: State, uow: 
     summary="Say who a sighting shows; its crop is enrolled (checked like a photo)",
 )
 async def assign_sighting(
-    sighting_id: int, body: AssignSighting, principal: Admin, state: State, uow: Uow
+    sighting_id: BigId, body: AssignSighting, principal: Admin, state: State, uow: Uow
 ) -> AssignResponse:
     return await LearningService(state).assign(uow, principal, sighting_id, body)
 
@@ -90,14 +92,6 @@ async def assign_sighting(
     summary="Say a sighting is not a person: faces that close to it no longer match them",
 )
 async def sighting_not_person(
-    sighting_id: int, body: NotPerson, principal: Admin, state: State, uow: Uow
+    sighting_id: BigId, body: NotPerson, principal: Admin, state: State, uow: Uow
 ) -> NotPersonResponse:
     return await LearningService(state).not_person(uow, principal, sighting_id, body)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """Times without a zone are taken as UTC."""
-
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)

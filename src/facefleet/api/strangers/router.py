@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,11 +9,13 @@ from fastapi import APIRouter, Query
 from facefleet.api.deps import Admin, Reader, State, Uow
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
-from facefleet.api.sightings.router import aware
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.strangers import schemas
 from facefleet.api.strangers.service import StrangerService
+from facefleet.protocol.ids import Count, Id, Offset
+from facefleet.protocol.times import Instant
 
-router = APIRouter(tags=["strangers"])
+router = APIRouter(tags=["strangers"], route_class=StrictJsonRoute)
 
 
 @router.get("/v1/strangers", response_model=schemas.StrangerPage, responses=_errors(Forbidden))
@@ -22,15 +23,13 @@ async def list_strangers(
     principal: Reader,
     state: State,
     uow: Uow,
-    min_sightings: Annotated[int, Query(ge=1, description="Seen at least this often")] = 1,
-    since: Annotated[datetime | None, Query(description="Last seen at or after")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    min_sightings: Annotated[Count, Query(ge=1, description="Seen at least this often")] = 1,
+    since: Annotated[Instant | None, Query(description="Last seen at or after")] = None,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.StrangerPage:
     """Strangers not promoted yet, the most recently seen first."""
-    return await StrangerService(state).page(
-        uow, principal, min_sightings, aware(since), offset, limit
-    )
+    return await StrangerService(state).page(uow, principal, min_sightings, since, offset, limit)
 
 
 @router.get(
@@ -39,7 +38,7 @@ async def list_strangers(
     responses=_errors(Forbidden, NotFound),
 )
 async def get_stranger(
-    stranger_id: int, principal: Reader, state: State, uow: Uow
+    stranger_id: Id, principal: Reader, state: State, uow: Uow
 ) -> schemas.StrangerOut:
     return await StrangerService(state).get(uow, principal, stranger_id)
 
@@ -51,7 +50,7 @@ async def get_stranger(
     summary="Make a stranger a person (new or existing), with all of its sightings",
 )
 async def promote_stranger(
-    stranger_id: int, body: schemas.PromoteStranger, principal: Admin, state: State, uow: Uow
+    stranger_id: Id, body: schemas.PromoteStranger, principal: Admin, state: State, uow: Uow
 ) -> schemas.PromoteResponse:
     return await StrangerService(state).promote(uow, principal, stranger_id, body)
 
@@ -63,6 +62,6 @@ async def promote_stranger(
     summary="Erase a stranger and every sighting of it (audited, without biometric data)",
 )
 async def erase_stranger(
-    stranger_id: int, principal: Admin, state: State, uow: Uow
+    stranger_id: Id, principal: Admin, state: State, uow: Uow
 ) -> schemas.StrangerErasure:
     return await StrangerService(state).erase(uow, principal, stranger_id)

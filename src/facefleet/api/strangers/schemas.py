@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from facefleet.api.people.schemas import FaceOut, PersonOut
+from facefleet.protocol.ids import Id
+from facefleet.protocol.json_values import JsonObject
 
 MAX_ENROLL = 10
 
@@ -40,8 +41,8 @@ class PromoteStranger(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     external_ref: str | None = Field(default=None, max_length=200)
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    person_id: int | None = Field(default=None, description="Promote into this person.")
+    attributes: JsonObject = Field(default_factory=dict)
+    person_id: Id | None = Field(default=None, description="Promote into this person.")
     enroll: int = Field(
         default=3,
         ge=0,

@@ -7,10 +7,11 @@ from fastapi import APIRouter
 from facefleet.api.deps import Admin, Reader, State, Uow
 from facefleet.api.errors import Forbidden
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.tenants import schemas
 from facefleet.api.tenants.settings import TenantSettingsService
 
-router = APIRouter(tags=["tenants"])
+router = APIRouter(tags=["tenants"], route_class=StrictJsonRoute)
 
 
 @router.get(

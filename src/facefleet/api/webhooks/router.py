@@ -7,13 +7,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+import facefleet.api.id_paths  # noqa: F401  (registers {name:id})
 from facefleet.api.deps import Admin, Reader, State, Uow
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.webhooks import schemas
 from facefleet.api.webhooks.service import InvalidWebhook, WebhookService
+from facefleet.protocol.ids import BigId, Id, Offset
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], route_class=StrictJsonRoute)
 
 
 @router.get("/event-types", response_model=schemas.EventTypes, responses=_errors(Forbidden))
@@ -40,100 +43,100 @@ async def create_webhook(
 
 
 @router.get(
-    "/{webhook_id}", response_model=schemas.WebhookOut, responses=_errors(Forbidden, NotFound)
+    "/{webhook_id:id}", response_model=schemas.WebhookOut, responses=_errors(Forbidden, NotFound)
 )
 async def get_webhook(
-    webhook_id: int, principal: Reader, state: State, uow: Uow
+    webhook_id: Id, principal: Reader, state: State, uow: Uow
 ) -> schemas.WebhookOut:
     return await WebhookService(state).get(uow, principal, webhook_id)
 
 
 @router.patch(
-    "/{webhook_id}",
+    "/{webhook_id:id}",
     response_model=schemas.WebhookOut,
     responses=_errors(Forbidden, NotFound, InvalidWebhook),
 )
 async def update_webhook(
-    webhook_id: int, body: schemas.WebhookUpdate, principal: Admin, state: State, uow: Uow
+    webhook_id: Id, body: schemas.WebhookUpdate, principal: Admin, state: State, uow: Uow
 ) -> schemas.WebhookOut:
     return await WebhookService(state).update(uow, principal, webhook_id, body)
 
 
 @router.delete(
-    "/{webhook_id}",
+    "/{webhook_id:id}",
     status_code=204,
     response_class=Response,
     responses=_errors(Forbidden, NotFound),
     summary="Delete an endpoint with its delivery log and dead letters",
 )
-async def delete_webhook(webhook_id: int, principal: Admin, state: State, uow: Uow) -> Response:
+async def delete_webhook(webhook_id: Id, principal: Admin, state: State, uow: Uow) -> Response:
     await WebhookService(state).delete(uow, principal, webhook_id)
     return Response(status_code=204)
 
 
 @router.post(
-    "/{webhook_id}/test",
+    "/{webhook_id:id}/test",
     response_model=schemas.TestDelivery,
     responses=_errors(Forbidden, NotFound),
     summary="Send a signed ping now and report the receiver's answer",
 )
-async def test_webhook(webhook_id: int, principal: Admin, state: State) -> schemas.TestDelivery:
+async def test_webhook(webhook_id: Id, principal: Admin, state: State) -> schemas.TestDelivery:
     return await WebhookService(state).test(principal, webhook_id)
 
 
 @router.get(
-    "/{webhook_id}/deliveries",
+    "/{webhook_id:id}/deliveries",
     response_model=schemas.DeliveryPage,
     responses=_errors(Forbidden, NotFound),
     summary="The delivery log, newest first, each delivery with its attempts",
 )
 async def list_deliveries(
-    webhook_id: int,
+    webhook_id: Id,
     principal: Reader,
     state: State,
     uow: Uow,
     status: Annotated[schemas.DeliveryStatus | None, Query()] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> schemas.DeliveryPage:
     return await WebhookService(state).deliveries(uow, principal, webhook_id, status, offset, limit)
 
 
 @router.get(
-    "/{webhook_id}/dead-letters",
+    "/{webhook_id:id}/dead-letters",
     response_model=schemas.DeliveryPage,
     responses=_errors(Forbidden, NotFound),
     summary="Deliveries that failed every attempt",
 )
 async def list_dead_letters(
-    webhook_id: int,
+    webhook_id: Id,
     principal: Reader,
     state: State,
     uow: Uow,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> schemas.DeliveryPage:
     return await WebhookService(state).deliveries(uow, principal, webhook_id, "dead", offset, limit)
 
 
 @router.get(
-    "/{webhook_id}/deliveries/{delivery_id}",
+    "/{webhook_id:id}/deliveries/{delivery_id:id}",
     response_model=schemas.DeliveryDetail,
     responses=_errors(Forbidden, NotFound),
 )
 async def get_delivery(
-    webhook_id: int, delivery_id: int, principal: Reader, state: State, uow: Uow
+    webhook_id: Id, delivery_id: BigId, principal: Reader, state: State, uow: Uow
 ) -> schemas.DeliveryDetail:
     return await WebhookService(state).delivery(uow, principal, webhook_id, delivery_id)
 
 
 @router.post(
-    "/{webhook_id}/deliveries/{delivery_id}/retry",
+    "/{webhook_id:id}/deliveries/{delivery_id:id}/retry",
     response_model=schemas.DeliveryDetail,
     responses=_errors(Forbidden, NotFound, Conflict),
     summary="Send a dead letter again (a full set of attempts)",
 )
 async def retry_delivery(
-    webhook_id: int, delivery_id: int, principal: Admin, state: State, uow: Uow
+    webhook_id: Id, delivery_id: BigId, principal: Admin, state: State, uow: Uow
 ) -> schemas.DeliveryDetail:
     return await WebhookService(state).retry(uow, principal, webhook_id, delivery_id)

@@ -24,12 +24,14 @@ from facefleet.api.deps import State, WorkerOrAdmin, WorkerSession, authenticate
 from facefleet.api.deps import check_worker_or_admin as check_role
 from facefleet.api.errors import Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import invalid_json_errors
 from facefleet.api.rate_limits import Budget
 from facefleet.api.state import AppState
 from facefleet.api.workers.legacy import LegacyRoute
 from facefleet.api.workers.paths import WorkerPath
 from facefleet.api.workers.service import WorkerService
 from facefleet.protocol.ids import WorkerId
+from facefleet.protocol.json_values import InvalidJson, loads_strict
 from facefleet.protocol.workers import HeartbeatRequest, HeartbeatResponse
 
 PATH = "/v1/workers/{worker_id}/heartbeat"
@@ -60,8 +62,11 @@ async def serve(request: Request) -> Response:
         req = (
             HeartbeatRequest()
             if body in _EMPTY_BODIES
-            else HeartbeatRequest.model_validate_json(body)
+            # Strictly, as StrictJsonRoute validates every other body.
+            else HeartbeatRequest.model_validate(loads_strict(body), strict=True)
         )
+    except InvalidJson as exc:
+        raise RequestValidationError(invalid_json_errors(exc)) from exc
     except ValidationError as exc:
         raise _invalid(exc, "body") from exc
     result = await WorkerService(state).heartbeat(

@@ -12,13 +12,13 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query
-from fastapi.routing import APIRoute
 from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Receive, Scope, Send
 
 from facefleet.api.deps import CurrentWorker, Reader, State, Uow, WorkerOrAdmin, WorkerSession
 from facefleet.api.errors import Conflict, Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.observability.metrics import metrics_of
 from facefleet.api.workers import schemas
 from facefleet.api.workers.assignment import MAX_WAIT, AssignmentService
@@ -26,6 +26,7 @@ from facefleet.api.workers.paths import WorkerPath
 from facefleet.api.workers.queries import WorkerQueries
 from facefleet.api.workers.service import WorkerService
 from facefleet.protocol.enums import WorkerStatus
+from facefleet.protocol.ids import Offset
 
 # Old path template -> successor template.
 SUCCESSORS = {
@@ -36,7 +37,7 @@ SUCCESSORS = {
 }
 
 
-class LegacyRoute(APIRoute):
+class LegacyRoute(StrictJsonRoute):
     """Adds the deprecation headers at the ASGI level, so error responses get them too."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,7 +92,7 @@ async def legacy_list_workers(
     uow: Uow,
     status: WorkerStatus | None = None,
     label: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.WorkerPage:
     return await WorkerQueries(state).list(

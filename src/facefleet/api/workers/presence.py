@@ -29,12 +29,13 @@ from starlette.types import Message, Receive, Scope, Send
 from facefleet.api.deps import CurrentWorker, State
 from facefleet.api.errors import Forbidden, NotFound
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.state import AppState
 from facefleet.api.storage.hot.base import LiveWorker
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/workers", tags=["workers"])
+router = APIRouter(prefix="/v1/workers", tags=["workers"], route_class=StrictJsonRoute)
 BEAT = b"."
 GOODBYE = b"!"  # this replica is stopping: not a loss
 ALARM_SLACK = 0.02

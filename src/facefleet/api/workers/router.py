@@ -18,6 +18,7 @@ from facefleet.api.deps import (
 )
 from facefleet.api.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from facefleet.api.errors import error_responses as _errors
+from facefleet.api.json_route import StrictJsonRoute
 from facefleet.api.workers import schemas
 from facefleet.api.workers.assignment import MAX_WAIT, AssignmentService
 from facefleet.api.workers.commands import CommandService
@@ -26,8 +27,9 @@ from facefleet.api.workers.paths import WorkerPath
 from facefleet.api.workers.queries import WorkerQueries
 from facefleet.api.workers.service import WorkerService
 from facefleet.protocol.enums import WorkerStatus
+from facefleet.protocol.ids import Id, Offset
 
-router = APIRouter(prefix="/v1/workers", tags=["workers"])
+router = APIRouter(prefix="/v1/workers", tags=["workers"], route_class=StrictJsonRoute)
 
 
 @router.post(
@@ -53,7 +55,7 @@ async def list_workers(
     uow: Uow,
     status: WorkerStatus | None = None,
     label: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.WorkerPage:
     return await WorkerQueries(state).list(
@@ -261,7 +263,7 @@ async def list_commands(
     state: State,
     uow: Uow,
     status: schemas.CommandStatus | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.CommandPage:
     return await CommandService(state).list(uow, principal, worker_id, status, offset, limit)
@@ -273,7 +275,7 @@ async def list_commands(
     responses=_errors(Forbidden, NotFound),
 )
 async def get_command(
-    worker_id: WorkerPath, command_id: int, principal: Reader, state: State, uow: Uow
+    worker_id: WorkerPath, command_id: Id, principal: Reader, state: State, uow: Uow
 ) -> schemas.CommandOut:
     return await CommandService(state).get(uow, principal, worker_id, command_id)
 
@@ -287,7 +289,7 @@ async def get_command(
 async def ack_command(
     worker_id: WorkerPath,
     live: CurrentWorker,
-    command_id: int,
+    command_id: Id,
     body: schemas.CommandAck,
     principal: WorkerOrAdmin,
     state: State,

@@ -12,6 +12,7 @@ from facefleet.protocol.commands import CommandType
 from facefleet.protocol.enums import DesiredState as DesiredState
 from facefleet.protocol.enums import WorkerStatus as WorkerStatus
 from facefleet.protocol.ids import WorkerId as WorkerId
+from facefleet.protocol.json_values import JsonObject, StoredJson
 from facefleet.protocol.workers import Assignment as Assignment
 from facefleet.protocol.workers import CameraRequestResponse as CameraRequestResponse
 from facefleet.protocol.workers import CurrentAssignments as CurrentAssignments
@@ -45,7 +46,7 @@ class WorkerOut(BaseModel):
     labels: list[str]
     registered_at: datetime
     last_seen_at: datetime | None
-    metrics: dict[str, Any]
+    metrics: StoredJson
     cameras: list[LeaseInfo]
 
 
@@ -84,7 +85,7 @@ CommandStatus = Literal["pending", "delivered", "acked", "failed", "expired"]
 class CommandCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: CommandType
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: JsonObject = Field(default_factory=dict)
     idempotency_key: str | None = Field(
         default=None,
         min_length=1,
@@ -100,10 +101,10 @@ class CommandOut(BaseModel):
     id: int
     worker_id: str
     type: CommandType
-    payload: dict[str, Any]
+    payload: StoredJson
     status: CommandStatus
     idempotency_key: str | None
-    result: dict[str, Any] | None
+    result: StoredJson | None
     created_at: datetime
     delivered_at: datetime | None
     completed_at: datetime | None

@@ -21,7 +21,7 @@ async def page(
 ) -> tuple[list[Person], int]:
     where = [Person.tenant_id == tenant_id]
     if query:
-        where.append(func.lower(Person.name).contains(query.lower()))
+        where.append(func.lower(Person.name).contains(query.lower(), autoescape=True))
     total = await session.scalar(select(func.count()).select_from(Person).where(*where))
     rows = await session.scalars(
         select(Person).where(*where).order_by(Person.name, Person.id).offset(offset).limit(limit)

@@ -1,0 +1,104 @@
+"""A request id on every answer, and unexpected errors answered in the API's error shape.
+
+Outermost of the app's middlewares: the id (a sane incoming ``X-Request-ID``, else a new
+one) goes on the response and into ``scope`` for the log. An exception nothing else
+handled is logged here with its traceback and the id, and answered as
+``{"error": "InternalError", "detail": ..., "request_id": ...}`` with status 500, never a
+plain-text body or a dropped connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facefleet.protocol.errors import ErrorName
+
+log = logging.getLogger(__name__)
+
+HEADER = "X-Request-ID"
+SCOPE_KEY = "facefleet.request_id"
+# An id a proxy or client chose is kept when it cannot shape a header or a log line.
+_SANE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id_of(scope: Scope) -> str | None:
+    value = scope.get(SCOPE_KEY)
+    return value if isinstance(value, str) else None
+
+
+def _incoming(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _SANE.fullmatch(text) else None
+    return None
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming(scope) or uuid.uuid4().hex
+        scope[SCOPE_KEY] = request_id
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def identified_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message)[HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, identified_send)
+        except Exception:
+            log.exception(
+                "unhandled error in %s %s (request id %s)",
+                scope.get("method"),
+                _route_template(scope),
+                request_id,
+            )
+            if started:  # the answer is under way: nothing else can be said
+                raise
+            await _internal_error(send, request_id)
+
+
+def _route_template(scope: Scope) -> str:
+    # The path template, not the path: a path may carry what the log must not show.
+    route = scope.get("route")
+    return getattr(route, "path", "(unmatched route)")
+
+
+async def _internal_error(send: Send, request_id: str) -> None:
+    body = json.dumps(
+        {
+            "error": ErrorName.internal_error,
+            "detail": f"internal error; the server logged it with request id {request_id}",
+            "request_id": request_id,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (HEADER.lower().encode(), request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,126 @@
+"""JSON values the API accepts: text every store and encoder can hold.
+
+``json.loads`` accepts what no strict JSON reader should: NaN and Infinity, lone UTF-16
+surrogates (``"\\ud800"``, which no UTF-8 encoder can write back), and U+0000 (which
+PostgreSQL's JSONB refuses). ``loads_strict`` is the one parser of request bodies; the
+``JsonObject`` type checks a free-form object the same way wherever one arrives, and
+``sanitized`` repairs a value stored before these rules, so readers never fail on it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator
+
+from facefleet.protocol.ids import INT64_MAX, INT64_MIN
+
+# Deeper bodies are refused; the API's models nest a handful of levels, and
+# json.loads itself stops near 1,000.
+MAX_DEPTH = 200
+
+
+class InvalidJson(ValueError):
+    """The bytes are not a JSON document the API accepts; the message says why."""
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidJson(f"{name} is not a JSON number")
+
+
+def _check_text(text: str, where: str) -> None:
+    if text.isascii():
+        if "\x00" in text:
+            raise InvalidJson(f"{where}: U+0000 is not allowed in text")
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidJson(f"{where}: a lone UTF-16 surrogate is not text") from None
+    if "\x00" in text:
+        raise InvalidJson(f"{where}: U+0000 is not allowed in text")
+
+
+def check_json_value(value: Any, *, max_depth: int = MAX_DEPTH) -> Any:
+    """``value`` if every string in it (keys included) is encodable text, every number is
+    finite (an integer within 64 bits) and it nests at most ``max_depth`` levels; else
+    InvalidJson saying where."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "$")]
+    while stack:
+        item, depth, where = stack.pop()
+        if isinstance(item, str):
+            _check_text(item, where)
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                raise InvalidJson(f"{where}: numbers must be finite")
+        elif isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
+            raise InvalidJson(f"{where}: integers must fit in 64 bits")
+        elif isinstance(item, dict | list):
+            if depth > max_depth:
+                raise InvalidJson(f"nested deeper than {max_depth} levels")
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    _check_text(key, where)
+                    stack.append((child, depth + 1, f"{where}.{key}"))
+            else:
+                stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
+    return value
+
+
+def loads_strict(body: bytes) -> Any:
+    """Parse a request body: UTF-8 JSON, checked by ``check_json_value``."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidJson(f"the body is not UTF-8 (byte {exc.start})") from None
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidJson(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidJson(f"nested deeper than {MAX_DEPTH} levels") from None
+    return check_json_value(value)
+
+
+def _as_value(value: Any) -> Any:
+    try:
+        return check_json_value(value)
+    except InvalidJson as exc:
+        raise ValueError(str(exc)) from None
+
+
+# The check as a validator of any JSON-shaped field.
+JSON_CHECKED = AfterValidator(_as_value)
+# A free-form JSON object (attributes, payloads, results).
+JsonObject = Annotated[dict[str, Any], JSON_CHECKED]
+
+
+# A Python string holds a valid surrogate pair as one code point: any surrogate is lone.
+_UNENCODABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _clean_text(text: str) -> str:
+    if text.isascii() and "\x00" not in text:
+        return text
+    return _UNENCODABLE.sub("\ufffd", text)
+
+
+def sanitized(value: Any) -> Any:
+    """``value`` with every string made encodable (lone surrogates and U+0000 become
+    U+FFFD) and every non-finite number None: for values stored before the rules above."""
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {_clean_text(str(k)): sanitized(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sanitized(v) for v in value]
+    return value
+
+
+# What a response shows of a free-form value stored before these rules (worker metrics,
+# attributes, payloads): repaired on read.
+StoredJson = Annotated[dict[str, Any], BeforeValidator(sanitized)]

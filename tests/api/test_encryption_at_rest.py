@@ -11,7 +11,7 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,24 +37,11 @@ from tests.fixtures.harness import (
     make_settings,
     running_api,
 )
-from tests.fixtures.services import create_pg_database, drop_pg_database
 
 PASSWORD = "Zq9-p4ss#word"
 URL = f"rtsp://admin:{PASSWORD}@10.9.8.7:554/live?token=Tk7secret"
 # What would give the URL away in the raw column.
 PIECES = (PASSWORD, "Zq9", "Tk7secret", "admin", "10.9.8.7", "rtsp", "live")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'facefleet.db'}"
-        return
-    created = create_pg_database()
-    try:
-        yield created
-    finally:
-        drop_pg_database(created)
 
 
 async def raw_urls(engine: AsyncEngine) -> list[str]:
@@ -139,16 +126,16 @@ async def reencrypt(
     )
 
 
-async def test_a_key_rotates_with_reencrypt(url: str, tmp_path: Path) -> None:
+async def test_a_key_rotates_with_reencrypt(empty_database: str, tmp_path: Path) -> None:
     old, new = new_key(), new_key()
-    settings = make_settings(tmp_path, url, encryption_keys=old)
+    settings = make_settings(tmp_path, empty_database, encryption_keys=old)
     async with running_api(settings) as api:
         tenant = await api.tenant()
         for i in range(3):
             await add_camera(api, tenant, f"cam-{i}", URL.replace("live", f"live{i}"))
 
     # The new key first: new writes use it, old rows still read.
-    rotated = make_settings(tmp_path, url, encryption_keys=f"{new},{old}")
+    rotated = make_settings(tmp_path, empty_database, encryption_keys=f"{new},{old}")
     async with running_api(rotated) as api:
         await add_camera(api, tenant, "cam-new")
         stored = await raw_urls(api.state.engine)
@@ -158,13 +145,13 @@ async def test_a_key_rotates_with_reencrypt(url: str, tmp_path: Path) -> None:
 
     # Dropping the old key before reencrypt ran is refused at start, naming the column.
     with pytest.raises(EncryptionError, match=r"cameras\.source_url .* cannot decrypt"):
-        async with running_api(make_settings(tmp_path, url, encryption_keys=new)):
+        async with running_api(make_settings(tmp_path, empty_database, encryption_keys=new)):
             pass
 
-    done = await reencrypt(tmp_path, url, f"{new},{old}")
+    done = await reencrypt(tmp_path, empty_database, f"{new},{old}")
     assert done.returncode == 0, done.stderr
     assert "re-encrypted 4 values" in done.stdout
-    engine = create_engine(url)
+    engine = create_engine(empty_database)
     try:
         for stored_url in await raw_urls(engine):
             assert_ciphertext(stored_url)
@@ -172,7 +159,7 @@ async def test_a_key_rotates_with_reencrypt(url: str, tmp_path: Path) -> None:
     finally:
         await engine.dispose()
 
-    async with running_api(make_settings(tmp_path, url, encryption_keys=new)) as api:
+    async with running_api(make_settings(tmp_path, empty_database, encryption_keys=new)) as api:
         assert await worker_gets(api, tenant) in {URL.replace("live", f"live{i}") for i in range(3)}
 
 
@@ -289,9 +276,9 @@ def _downgrade(sync_connection: Any, revision: str) -> None:
     command.downgrade(cfg, revision)
 
 
-async def test_the_migration_encrypts_plaintext_rows_and_downgrades(url: str) -> None:
+async def test_the_migration_encrypts_plaintext_rows_and_downgrades(empty_database: str) -> None:
     urls = [URL, "file:///srv/videos/lobby.mp4", "/dev/video0"]
-    engine = create_engine(url, cipher=parse_keys(ENCRYPTION_KEYS))
+    engine = create_engine(empty_database, cipher=parse_keys(ENCRYPTION_KEYS))
     try:
         await upgrade(engine, "0008")
         async with engine.begin() as conn:
@@ -329,8 +316,8 @@ async def test_the_migration_encrypts_plaintext_rows_and_downgrades(url: str) ->
         await engine.dispose()
 
 
-async def test_a_database_without_cameras_migrates_without_a_key(url: str) -> None:
-    engine = create_engine(url)
+async def test_a_database_without_cameras_migrates_without_a_key(empty_database: str) -> None:
+    engine = create_engine(empty_database)
     try:
         await upgrade(engine)
         async with engine.connect() as conn:

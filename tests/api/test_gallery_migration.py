@@ -3,9 +3,7 @@ keeps the data already there (unknown faces join the stranger queue), and it dow
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,20 +17,6 @@ from facefleet.api.storage.db.engine import create_engine
 from facefleet.api.storage.db.migrate import alembic_config, upgrade
 from facefleet.api.storage.db.models import Base, UTCDateTime
 from tests.fixtures.harness import ENCRYPTION_KEYS
-from tests.fixtures.services import create_pg_database, drop_pg_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'migrate.db'}"
-        return
-    created = create_pg_database()
-    try:
-        yield created
-    finally:
-        drop_pg_database(created)
-
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 NEVER_REUSED = {"sightings", "strangers", "negative_examples", "gallery_audit"}
@@ -72,8 +56,8 @@ def _differences(sync_connection: Any) -> list[Any]:
     return [d for d in found if not (d[0] in ("add_index", "remove_index") and d[1].name in same)]
 
 
-async def test_the_migration_builds_the_models_schema_and_keeps_data(url: str) -> None:
-    engine = create_engine(url, cipher=parse_keys(ENCRYPTION_KEYS))
+async def test_the_migration_builds_the_models_schema_and_keeps_data(empty_database: str) -> None:
+    engine = create_engine(empty_database, cipher=parse_keys(ENCRYPTION_KEYS))
     try:
         await upgrade(engine, "0007")
         async with engine.begin() as conn:
@@ -106,7 +90,7 @@ async def test_the_migration_builds_the_models_schema_and_keeps_data(url: str) -
             assert dict(rows.all()) == {"unknown": "pending", "no-crop": "done"}
             tenant = await conn.execute(text("SELECT match_ratio FROM tenants"))
             assert tenant.scalar_one() == pytest.approx(0.8)
-            if url.startswith("sqlite"):
+            if empty_database.startswith("sqlite"):
                 assert await sqlite_autoincrement(conn) >= NEVER_REUSED
         async with engine.connect() as conn:
             await conn.run_sync(_downgrade, "0007")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from annotated_types import Gt, Lt
-from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, TypeAdapter, ValidationError, WithJsonSchema
 
 MIN_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_INSTANT = datetime(9999, 1, 1, tzinfo=UTC)
@@ -17,14 +17,24 @@ MAX_UNIX_TIME = MAX_INSTANT.timestamp()
 _RANGE = "between 1970-01-01 and 9999-01-01 (UTC)"
 
 
-def _only_text(value: Any) -> Any:
+_TEXT_ONLY = "must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z"
+_PARSE = TypeAdapter(datetime)
+
+
+def _only_text(value: Any) -> datetime:
     # pydantic reads a number (or a numeric string) as Unix seconds; the schema says
-    # date-time, so only an ISO 8601 text is one.
-    if not isinstance(value, str | datetime):
-        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")
-    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
-        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z, not a number")
-    return value
+    # date-time, so only an ISO 8601 text is one. Parsed here, so that a body validated
+    # strictly (which takes no text for a datetime) reads it too.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(_TEXT_ONLY)
+    if value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError(f"{_TEXT_ONLY}, not a number")
+    try:
+        return _PARSE.validate_python(value)
+    except ValidationError:
+        raise ValueError(_TEXT_ONLY) from None
 
 
 def _in_range(value: datetime) -> datetime:

@@ -3,6 +3,7 @@ one answer every request the same way, the deprecated one adding its headers."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -36,6 +37,15 @@ async def registered(api: Api) -> tuple[Tenant, WorkerHandle]:
     tenant = await api.tenant()
     worker = WorkerHandle(api, tenant, "parity")
     assert (await worker.register()).status_code == 200
+    # A tenant's gallery version is null in heartbeats until its first read lands (a heartbeat
+    # never waits for the database): compared answers must not straddle that moment.
+    for _ in range(100):
+        beat = await api.client.post(NEW.format("parity"), headers=worker.headers)
+        if beat.json()["gallery_version"] is not None:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the tenant's gallery version never reached the heartbeat")
     return tenant, worker
 
 

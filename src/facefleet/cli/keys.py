@@ -37,7 +37,7 @@ TtlOption = Annotated[
 ExpiresOption = Annotated[
     str | None,
     typer.Option(
-        "--expires-at", help="The key stops working at this time (ISO 8601, with a time zone)."
+        "--expires-at", help="When the key stops working (ISO 8601; UTC without a zone)."
     ),
 ]
 

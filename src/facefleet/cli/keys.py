@@ -36,9 +36,7 @@ TtlOption = Annotated[
 ]
 ExpiresOption = Annotated[
     str | None,
-    typer.Option(
-        "--expires-at", help="When the key stops working (ISO 8601; UTC without a zone)."
-    ),
+    typer.Option("--expires-at", help="When the key stops working (ISO 8601; UTC without a zone)."),
 ]
 
 

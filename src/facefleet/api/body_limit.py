@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facefleet.protocol.errors import ErrorName
@@ -36,7 +36,7 @@ class BodyLimitMiddleware:
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if declared is not None and declared.isdigit():
             if int(declared) > limit:
-                await self._refuse(send, limit)
+                await self._refuse(scope, receive, send, limit)
                 return
             # The server delivers no more than a declared length: nothing left to watch.
             await self.app(scope, receive, send)
@@ -61,7 +61,7 @@ class BodyLimitMiddleware:
                 # "error parsing the body"): the answer is the 413, and only it.
                 if not started:
                     started = True
-                    await self._refuse(send, limit)
+                    await self._refuse(scope, receive, send, limit)
                 return
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -70,20 +70,9 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await self._refuse(send, limit)
+                await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, send: Send, limit: int) -> None:
-        body = json.dumps(
-            {"error": ErrorName.payload_too_large, "detail": f"request body exceeds {limit} bytes"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        detail = f"request body exceeds {limit} bytes"
+        body = {"error": ErrorName.payload_too_large, "detail": detail}
+        await JSONResponse(body, 413)(scope, receive, send)

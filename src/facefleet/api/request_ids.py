@@ -9,12 +9,12 @@ plain-text body or a dropped connection.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facefleet.protocol.errors import ErrorName
@@ -73,7 +73,7 @@ class RequestIdMiddleware:
             )
             if started:  # the answer is under way: nothing else can be said
                 raise
-            await _internal_error(send, request_id)
+            await _internal_error(scope, receive, send, request_id)
 
 
 def _route_template(scope: Scope) -> str:
@@ -82,23 +82,10 @@ def _route_template(scope: Scope) -> str:
     return getattr(route, "path", "(unmatched route)")
 
 
-async def _internal_error(send: Send, request_id: str) -> None:
-    body = json.dumps(
-        {
-            "error": ErrorName.internal_error,
-            "detail": f"internal error; the server logged it with request id {request_id}",
-            "request_id": request_id,
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (HEADER.lower().encode(), request_id.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _internal_error(scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    body = {
+        "error": ErrorName.internal_error,
+        "detail": f"internal error; the server logged it with request id {request_id}",
+        "request_id": request_id,
+    }
+    await JSONResponse(body, 500, {HEADER: request_id})(scope, receive, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,9 +34,8 @@ def create_engine(
             raise ValueError(f"sqlite_synchronous must be one of {SYNCHRONOUS}")
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
-        )
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "factory": _SQLiteConnection}
+        engine = create_async_engine(url, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine, sqlite_synchronous)
     else:
         kwargs.setdefault("pool_size", 10)
@@ -45,6 +45,17 @@ def create_engine(
     if cipher is not None:
         bind_cipher(engine, cipher)
     return engine
+
+
+class _SQLiteConnection(sqlite3.Connection):
+    def close(self) -> None:
+        # A connection closed with a statement still live (a task cancelled mid-query, its
+        # connection invalidated and closed) stays open in SQLite until that statement is
+        # collected, its transaction and the database's write lock with it: every other
+        # writer then waits out the busy timeout. Rolled back first, the lock goes now.
+        if self.in_transaction:
+            self.rollback()
+        super().close()
 
 
 def _configure_sqlite(engine: AsyncEngine, synchronous: Synchronous) -> None:

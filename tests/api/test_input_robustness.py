@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import update
 
 from facefleet.api.deps import authenticate
 from facefleet.api.realtime.snapshot import build_snapshot
-from facefleet.api.request_ids import HEADER
+from facefleet.api.request_ids import HEADER, new_request_id
 from facefleet.api.security import Role
 from facefleet.api.storage.db.models import Worker
 from facefleet.protocol.ids import INT32_MAX, INT64_MAX
@@ -337,6 +338,21 @@ async def test_an_unexpected_error_is_the_json_error_with_a_request_id(
     for insane in ("a" * 200, "two words", 'quote"d'):
         resp = await embedded.client.get("/healthz", headers={HEADER: insane})
         assert resp.headers[HEADER] != insane and len(resp.headers[HEADER]) == 32
+
+
+def test_new_request_ids_are_unique_in_a_process_and_in_its_forked_children() -> None:
+    ids = {new_request_id() for _ in range(10_000)}
+    assert len(ids) == 10_000 and all(len(i) == 32 and i.isalnum() for i in ids)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a server forked after import: its ids must not repeat its parent's
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        in_child = pipe.read()
+    assert len(in_child) == 32 and in_child[:20] != next(iter(ids))[:20]
 
 
 # -- schema gaps --------------------------------------------------------------------------

@@ -242,5 +242,6 @@ def create_app(
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(dashboard_router)
+    heartbeat_route.answer_first(app)
     document_body_limit(app)
     return app

@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from facefleet.api.deps import State, WorkerOrAdmin, WorkerSession, authenticate
 from facefleet.api.deps import check_worker_or_admin as check_role
@@ -80,6 +82,35 @@ class HeartbeatRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         return serve
+
+
+class HeartbeatFirst:
+    """In front of the router: a heartbeat is answered before the router walks its routes
+    and wraps the handler in its per-request layers. The route matches as the router would
+    match it, names itself in the scope (metrics and logs use its template) and raises its
+    errors to the app's exception handlers, as a route's are; everything else, a heartbeat
+    with the wrong method included (the router's 405), goes on to the router."""
+
+    def __init__(self, router: ASGIApp, route: HeartbeatRoute) -> None:
+        self.router = router
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            match, child_scope = self.route.matches(scope)
+            if match is Match.FULL:
+                scope["route"] = self.route
+                scope.update(child_scope)
+                response = await serve(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await self.router(scope, receive, send)
+
+
+def answer_first(app: FastAPI) -> None:
+    """Put ``HeartbeatFirst`` in front of ``app``'s router, for its heartbeat route."""
+    (route,) = (r for r in router.routes if isinstance(r, HeartbeatRoute))
+    app.router.middleware_stack = HeartbeatFirst(app.router.middleware_stack, route)
 
 
 class LegacyHeartbeatRoute(LegacyRoute, HeartbeatRoute):

@@ -26,6 +26,7 @@ from facefleet.api.request_ids import HEADER, new_request_id
 from facefleet.api.security import Role
 from facefleet.api.storage.db.models import Worker
 from facefleet.protocol.ids import INT32_MAX, INT64_MAX
+from facefleet.protocol.json_values import MAX_DEPTH, InvalidJson, check_json_value
 from tests.fixtures.harness import (
     Api,
     Tenant,
@@ -338,6 +339,30 @@ async def test_an_unexpected_error_is_the_json_error_with_a_request_id(
     for insane in ("a" * 200, "two words", 'quote"d'):
         resp = await embedded.client.get("/healthz", headers={HEADER: insane})
         assert resp.headers[HEADER] != insane and len(resp.headers[HEADER]) == 32
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"a": [1, {"b": "x\x00"}]}, "$.a[1].b: U+0000 is not allowed in text"),
+        ({"a": [1, 2**70]}, "$.a[1]: integers must fit in 64 bits"),
+        ({"k\ud800": 1}, "$: a lone UTF-16 surrogate is not text"),
+        ([[[float("nan")]]], "$[0][0][0]: numbers must be finite"),
+        ({"x": {"y": float("-inf")}}, "$.x.y: numbers must be finite"),
+        ("\ud800", "$: a lone UTF-16 surrogate is not text"),
+        (-(2**63) - 1, "$: integers must fit in 64 bits"),
+        ({"a": {"b": {"c": 1}}}, "nested deeper than 2 levels"),
+    ],
+)
+def test_a_json_value_no_store_can_hold_is_refused_saying_where(value: Any, message: str) -> None:
+    with pytest.raises(InvalidJson) as refused:
+        check_json_value(value, max_depth=2 if message.startswith("nested") else MAX_DEPTH)
+    assert str(refused.value) == message
+
+
+def test_a_json_value_every_store_can_hold_passes_unchanged() -> None:
+    value: dict[str, Any] = {"a": [True, None, 2**63 - 1, -(2**63), 1.5, "é", {"b": []}], "": {}}
+    assert check_json_value(value) is value
 
 
 def test_new_request_ids_are_unique_in_a_process_and_in_its_forked_children() -> None:

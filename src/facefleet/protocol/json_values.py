@@ -30,43 +30,69 @@ def _no_constant(name: str) -> Any:
     raise InvalidJson(f"{name} is not a JSON number")
 
 
-def _check_text(text: str, where: str) -> None:
-    if text.isascii():
-        if "\x00" in text:
-            raise InvalidJson(f"{where}: U+0000 is not allowed in text")
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidJson(f"{where}: a lone UTF-16 surrogate is not text") from None
-    if "\x00" in text:
-        raise InvalidJson(f"{where}: U+0000 is not allowed in text")
+# Where a value sits, as a chain of (parent, key or index) built as the walk goes down and
+# only rendered as "$.a[0].b" for an error: formatting every path up front cost more than
+# the checks themselves.
+_Where = tuple[Any, str | int] | None
+
+
+def _render(where: _Where) -> str:
+    parts: list[str] = []
+    while where is not None:
+        where, step = where
+        parts.append(f"[{step}]" if isinstance(step, int) else f".{step}")
+    return "$" + "".join(reversed(parts))
+
+
+def _text_problem(text: str) -> str | None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone UTF-16 surrogate is not text"
+    return "U+0000 is not allowed in text" if "\x00" in text else None
 
 
 def check_json_value(value: Any, *, max_depth: int = MAX_DEPTH) -> Any:
     """``value`` if every string in it (keys included) is encodable text, every number is
     finite (an integer within 64 bits) and it nests at most ``max_depth`` levels; else
     InvalidJson saying where."""
-    stack: list[tuple[Any, int, str]] = [(value, 1, "$")]
-    while stack:
-        item, depth, where = stack.pop()
-        if isinstance(item, str):
-            _check_text(item, where)
-        elif isinstance(item, float):
-            if item != item or item in (float("inf"), float("-inf")):
-                raise InvalidJson(f"{where}: numbers must be finite")
-        elif isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
-            raise InvalidJson(f"{where}: integers must fit in 64 bits")
-        elif isinstance(item, dict | list):
-            if depth > max_depth:
-                raise InvalidJson(f"nested deeper than {max_depth} levels")
-            if isinstance(item, dict):
-                for key, child in item.items():
-                    _check_text(key, where)
-                    stack.append((child, depth + 1, f"{where}.{key}"))
-            else:
-                stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
+    _check(value, 1, None, max_depth)
     return value
+
+
+def _check(item: Any, depth: int, where: _Where, max_depth: int) -> None:
+    # Recursive (the depth is bounded), leaves checked in the loop: this runs on every
+    # heartbeat's metrics and streams.
+    if isinstance(item, dict | list):
+        if depth > max_depth:
+            raise InvalidJson(f"nested deeper than {max_depth} levels")
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in pairs:
+            if key.__class__ is str:
+                problem = _text_problem(key)
+                if problem is not None:
+                    raise InvalidJson(f"{_render(where)}: {problem}")
+            if isinstance(child, dict | list):
+                _check(child, depth + 1, (where, key), max_depth)
+            elif child is not None:
+                problem = _leaf_problem(child)
+                if problem is not None:
+                    raise InvalidJson(f"{_render((where, key))}: {problem}")
+        return
+    problem = _leaf_problem(item)
+    if problem is not None:
+        raise InvalidJson(f"{_render(where)}: {problem}")
+
+
+def _leaf_problem(item: Any) -> str | None:
+    if isinstance(item, str):
+        return _text_problem(item)
+    if isinstance(item, float):
+        return None if item - item == 0.0 else "numbers must be finite"  # NaN, ±inf: not 0
+    if isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
+        return "integers must fit in 64 bits"
+    return None
 
 
 def loads_strict(body: bytes) -> Any:

@@ -53,9 +53,11 @@ class _SQLiteConnection(sqlite3.Connection):
         # connection invalidated and closed) stays open in SQLite until that statement is
         # collected, its transaction and the database's write lock with it: every other
         # writer then waits out the busy timeout. Rolled back first, the lock goes now.
-        if self.in_transaction:
-            self.rollback()
-        super().close()
+        try:
+            if self.in_transaction:
+                self.rollback()
+        finally:
+            super().close()
 
 
 def _configure_sqlite(engine: AsyncEngine, synchronous: Synchronous) -> None:

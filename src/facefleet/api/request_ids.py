@@ -29,8 +29,8 @@ SCOPE_KEY = "facefleet.request_id"
 _SANE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # A new id: this process's random prefix and a counter, unique across replicas and restarts
 # without a system call per request (uuid4 reads the kernel's random source every time).
-_PREFIX = secrets.token_hex(10)
-_COUNTER = itertools.count(1)
+_PREFIX: str
+_COUNTER: itertools.count[int]
 
 
 def _reseed() -> None:
@@ -38,6 +38,7 @@ def _reseed() -> None:
     _PREFIX, _COUNTER = secrets.token_hex(10), itertools.count(1)
 
 
+_reseed()
 os.register_at_fork(after_in_child=_reseed)  # a forked server process gets its own prefix
 
 

@@ -10,6 +10,7 @@ PostgreSQL's JSONB refuses). ``loads_strict`` is the one parser of request bodie
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated, Any
 
@@ -89,7 +90,7 @@ def _leaf_problem(item: Any) -> str | None:
     if isinstance(item, str):
         return _text_problem(item)
     if isinstance(item, float):
-        return None if item - item == 0.0 else "numbers must be finite"  # NaN, ±inf: not 0
+        return None if math.isfinite(item) else "numbers must be finite"
     if isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
         return "integers must fit in 64 bits"
     return None

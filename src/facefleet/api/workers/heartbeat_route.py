@@ -99,8 +99,7 @@ class HeartbeatFirst:
         if scope["type"] == "http":
             match, child_scope = self.route.matches(scope)
             if match is Match.FULL:
-                scope["route"] = self.route
-                scope.update(child_scope)
+                scope.update(child_scope)  # the path parameters and the route itself
                 response = await serve(Request(scope, receive, send))
                 await response(scope, receive, send)
                 return
